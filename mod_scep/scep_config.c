@@ -1,0 +1,412 @@
+/* Licensed under the Apache License, Version 2.0; see LICENSE. */
+
+#include <apr_strings.h>
+
+#include <httpd.h>
+#include <http_config.h>
+#include <http_log.h>
+
+#include "scep_config.h"
+#include "scep_log.h"
+#include "scep_msg.h"
+
+APLOG_USE_MODULE(scep);
+
+/* An RA or CA certificate expiring within this time warns at startup. */
+#define SCEP_EXPIRY_WARNING (30L * 86400L)
+
+void *scep_config_create_dir(apr_pool_t *p, char *dir)
+{
+    scep_dir_conf_t *c = apr_pcalloc(p, sizeof(*c));
+
+    c->max_request = SCEP_UNSET;
+    c->legacy = SCEP_UNSET;
+    c->allow_des = SCEP_UNSET;
+    return c;
+}
+
+#define MERGE_PTR(f) c->f = add->f ? add->f : base->f
+#define MERGE_VAL(f) c->f = (add->f != SCEP_UNSET) ? add->f : base->f
+
+void *scep_config_merge_dir(apr_pool_t *p, void *basev, void *addv)
+{
+    scep_dir_conf_t *base = basev, *add = addv;
+    scep_dir_conf_t *c = apr_pcalloc(p, sizeof(*c));
+
+    MERGE_PTR(ca);
+    MERGE_PTR(next_ca);
+    MERGE_PTR(ra_sign_cert);
+    MERGE_PTR(ra_sign_key);
+    MERGE_PTR(ra_enc_cert);
+    MERGE_PTR(ra_enc_key);
+    MERGE_PTR(store);
+    MERGE_PTR(hash);
+    MERGE_VAL(max_request);
+    MERGE_VAL(legacy);
+    MERGE_VAL(allow_des);
+    return c;
+}
+
+apr_off_t scep_conf_max_request(const scep_dir_conf_t *c)
+{
+    return c->max_request == SCEP_UNSET ? SCEP_DEFAULT_MAX_REQUEST
+                                        : c->max_request;
+}
+
+int scep_conf_legacy(const scep_dir_conf_t *c)
+{
+    return c->legacy != 0;  /* on unless switched off, as NDES */
+}
+
+const EVP_MD *scep_conf_hash(const scep_dir_conf_t *c)
+{
+    return c->hash ? c->hash : EVP_sha256();
+}
+
+int scep_conf_is_set(const scep_dir_conf_t *c)
+{
+    return c->ca || c->next_ca || c->ra_sign_cert || c->ra_sign_key
+           || c->ra_enc_cert || c->ra_enc_key || c->store;
+}
+
+int scep_conf_ra(const scep_dir_conf_t *c, scep_ra_ids_t *ids)
+{
+    memset(ids, 0, sizeof(*ids));
+    if (c->ra_sign_cert && c->ra_sign_key) {
+        ids->sign_cert = sk_X509_value(c->ra_sign_cert->certs, 0);
+        ids->sign_key = c->ra_sign_key->key;
+    }
+    else if (c->store && c->store->sign) {
+        ids->sign_cert = c->store->sign->cert;
+        ids->sign_key = c->store->sign->key;
+    }
+    if (c->ra_enc_cert && c->ra_enc_key) {
+        ids->enc_cert = sk_X509_value(c->ra_enc_cert->certs, 0);
+        ids->enc_key = c->ra_enc_key->key;
+    }
+    else if (c->store && c->store->encrypt) {
+        ids->enc_cert = c->store->encrypt->cert;
+        ids->enc_key = c->store->encrypt->key;
+    }
+    /* One certificate may hold both roles (checked at startup). */
+    if (!ids->enc_cert) {
+        ids->enc_cert = ids->sign_cert;
+        ids->enc_key = ids->sign_key;
+    }
+    if (!ids->sign_cert) {
+        ids->sign_cert = ids->enc_cert;
+        ids->sign_key = ids->enc_key;
+    }
+    return ids->sign_cert != NULL;
+}
+
+static void warn_expiry(apr_pool_t *p, server_rec *s, X509 *cert,
+                        const char *what, const char *file, int event)
+{
+    long left = scep_ra_seconds_left(cert);
+
+    if (left < SCEP_EXPIRY_WARNING) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, SCEPLOGNO(00003)
+                     "%s certificate %s (%s) %s in %ld days%s", what, file,
+                     scep_ra_subject(p, cert),
+                     left < 0 ? "expired" : "expires",
+                     (left < 0 ? -left : left) / 86400L,
+                     event ? apr_psprintf(p, " (NDES event %d)", event) : "");
+    }
+}
+
+static const char *check_role(apr_pool_t *p, X509 *cert, EVP_PKEY *key,
+                              scep_ra_role_e role, const char *file)
+{
+    const char *why = scep_ra_check(p, cert, key, role);
+
+    return why ? apr_psprintf(p, "%s: %s", file, why) : NULL;
+}
+
+static const char *pick_from_store(apr_pool_t *p, scep_dir_conf_t *c)
+{
+    scep_store_t *st = c->store;
+    const char *why = NULL;
+
+    if (st->picked_for) {
+        /* The picks depend on the CA; one store serves one CA. */
+        return st->picked_for == c->ca->certs
+                   ? NULL
+                   : apr_psprintf(p, "%s: a certificate store serves one CA; "
+                                  "use one directory per CA", st->dir);
+    }
+    st->picked_for = c->ca->certs;
+    if (!c->ra_sign_cert) {
+        st->sign = scep_ra_store_pick(p, st->creds, c->ca->certs,
+                                      SCEP_RA_SIGN, &why);
+        if (!st->sign) {
+            return apr_psprintf(p, "%s: %s", st->dir, why);
+        }
+    }
+    if (!c->ra_enc_cert) {
+        st->encrypt = scep_ra_store_pick(p, st->creds, c->ca->certs,
+                                         SCEP_RA_ENCRYPT, &why);
+        if (!st->encrypt) {
+            return apr_psprintf(p, "%s: %s", st->dir, why);
+        }
+    }
+    return NULL;
+}
+
+const char *scep_conf_check(apr_pool_t *p, server_rec *s, scep_dir_conf_t *c)
+{
+    scep_ra_ids_t ids;
+    const char *why;
+
+    if (!scep_conf_is_set(c)) {
+        return NULL;
+    }
+    if (!c->ca) {
+        return "SCEP certificates are configured but SCEPCACertificateFile "
+               "is not";
+    }
+    if (!c->ra_sign_cert != !c->ra_sign_key) {
+        return "SCEPRASigningCertificateFile and SCEPRASigningKeyFile go "
+               "together";
+    }
+    if (!c->ra_enc_cert != !c->ra_enc_key) {
+        return "SCEPRAEncryptionCertificateFile and SCEPRAEncryptionKeyFile "
+               "go together";
+    }
+    if (c->store && (why = pick_from_store(p, c)) != NULL) {
+        return why;
+    }
+    warn_expiry(p, s, sk_X509_value(c->ca->certs, 0), "CA", c->ca->file, 0);
+    if (!scep_conf_ra(c, &ids)) {
+        if (c->next_ca) {
+            return "SCEPNextCACertificateFile needs an RA signing "
+                   "certificate: GetNextCACert is signed by the RA";
+        }
+        return NULL;  /* CA-only: GetCACert answers the CA certificate */
+    }
+    if (c->ra_sign_cert
+        && (why = check_role(p, ids.sign_cert, ids.sign_key, SCEP_RA_SIGN,
+                             c->ra_sign_cert->file)) != NULL) {
+        return why;
+    }
+    if (c->ra_enc_cert
+        && (why = check_role(p, ids.enc_cert, ids.enc_key, SCEP_RA_ENCRYPT,
+                             c->ra_enc_cert->file)) != NULL) {
+        return why;
+    }
+    /* A single configured certificate must then hold the other role too. */
+    if (!c->ra_enc_cert && c->ra_sign_cert && !c->store
+        && (why = check_role(p, ids.enc_cert, ids.enc_key, SCEP_RA_ENCRYPT,
+                             c->ra_sign_cert->file)) != NULL) {
+        return apr_pstrcat(p, why, " (no SCEPRAEncryptionCertificateFile "
+                           "is configured, so it must also encrypt)", NULL);
+    }
+    if (!c->ra_sign_cert && c->ra_enc_cert && !c->store
+        && (why = check_role(p, ids.sign_cert, ids.sign_key, SCEP_RA_SIGN,
+                             c->ra_enc_cert->file)) != NULL) {
+        return apr_pstrcat(p, why, " (no SCEPRASigningCertificateFile "
+                           "is configured, so it must also sign)", NULL);
+    }
+    warn_expiry(p, s, ids.sign_cert, "RA signing",
+                c->ra_sign_cert ? c->ra_sign_cert->file : c->store->dir, 34);
+    if (ids.enc_cert != ids.sign_cert) {
+        warn_expiry(p, s, ids.enc_cert, "RA encryption",
+                    c->ra_enc_cert ? c->ra_enc_cert->file : c->store->dir,
+                    35);
+    }
+    return NULL;
+}
+
+/* ---- directives ---- */
+
+static const char *load_certfile(cmd_parms *cmd, const char *arg,
+                                 scep_certfile_t **out)
+{
+    scep_certfile_t *cf = apr_pcalloc(cmd->pool, sizeof(*cf));
+    const char *err;
+
+    cf->file = ap_server_root_relative(cmd->pool, arg);
+    if (!cf->file) {
+        return apr_pstrcat(cmd->pool, cmd->cmd->name, ": invalid path ",
+                           arg, NULL);
+    }
+    err = scep_ra_load_certs(cmd->pool, cf->file, &cf->certs);
+    if (err) {
+        return apr_psprintf(cmd->pool, SCEPLOGNO(00001) "%s %s (NDES event "
+                            "10)", cmd->cmd->name, err);
+    }
+    *out = cf;
+    return NULL;
+}
+
+static const char *load_keyfile(cmd_parms *cmd, const char *arg,
+                                scep_keyfile_t **out)
+{
+    scep_keyfile_t *kf = apr_pcalloc(cmd->pool, sizeof(*kf));
+    const char *err;
+
+    kf->file = ap_server_root_relative(cmd->pool, arg);
+    if (!kf->file) {
+        return apr_pstrcat(cmd->pool, cmd->cmd->name, ": invalid path ",
+                           arg, NULL);
+    }
+    err = scep_ra_load_key(cmd->pool, kf->file, &kf->key);
+    if (err) {
+        return apr_psprintf(cmd->pool, SCEPLOGNO(00001) "%s %s (NDES event "
+                            "10)", cmd->cmd->name, err);
+    }
+    *out = kf;
+    return NULL;
+}
+
+static const char *scep_cmd_SCEPCACertificateFile(cmd_parms *cmd, void *dc,
+                                                  const char *arg)
+{
+    return load_certfile(cmd, arg, &((scep_dir_conf_t *)dc)->ca);
+}
+
+static const char *scep_cmd_SCEPNextCACertificateFile(cmd_parms *cmd,
+                                                      void *dc,
+                                                      const char *arg)
+{
+    return load_certfile(cmd, arg, &((scep_dir_conf_t *)dc)->next_ca);
+}
+
+static const char *scep_cmd_SCEPRASigningCertificateFile(cmd_parms *cmd,
+                                                         void *dc,
+                                                         const char *arg)
+{
+    return load_certfile(cmd, arg, &((scep_dir_conf_t *)dc)->ra_sign_cert);
+}
+
+static const char *scep_cmd_SCEPRASigningKeyFile(cmd_parms *cmd, void *dc,
+                                                 const char *arg)
+{
+    return load_keyfile(cmd, arg, &((scep_dir_conf_t *)dc)->ra_sign_key);
+}
+
+static const char *scep_cmd_SCEPRAEncryptionCertificateFile(cmd_parms *cmd,
+                                                            void *dc,
+                                                            const char *arg)
+{
+    return load_certfile(cmd, arg, &((scep_dir_conf_t *)dc)->ra_enc_cert);
+}
+
+static const char *scep_cmd_SCEPRAEncryptionKeyFile(cmd_parms *cmd, void *dc,
+                                                    const char *arg)
+{
+    return load_keyfile(cmd, arg, &((scep_dir_conf_t *)dc)->ra_enc_key);
+}
+
+static const char *scep_cmd_SCEPRACertificateStore(cmd_parms *cmd, void *dc,
+                                                   const char *arg)
+{
+    scep_store_t *st = apr_pcalloc(cmd->pool, sizeof(*st));
+    const char *err;
+
+    st->dir = ap_server_root_relative(cmd->pool, arg);
+    if (!st->dir) {
+        return apr_pstrcat(cmd->pool, "SCEPRACertificateStore: invalid path ",
+                           arg, NULL);
+    }
+    err = scep_ra_store_read(cmd->pool, st->dir, &st->creds);
+    if (err) {
+        return apr_psprintf(cmd->pool, SCEPLOGNO(00001) "SCEPRACertificate"
+                            "Store %s (NDES event 10)", err);
+    }
+    ((scep_dir_conf_t *)dc)->store = st;
+    return NULL;
+}
+
+static const char *scep_cmd_SCEPMaxRequestSize(cmd_parms *cmd, void *dc,
+                                               const char *arg)
+{
+    apr_off_t n;
+    char *end;
+
+    if (apr_strtoff(&n, arg, &end, 10) != APR_SUCCESS || *end || n < 1024
+        || n > 16 * 1024 * 1024) {
+        return "SCEPMaxRequestSize must be a number of bytes between 1024 "
+               "and 16777216";
+    }
+    ((scep_dir_conf_t *)dc)->max_request = n;
+    return NULL;
+}
+
+static const char *scep_cmd_SCEPLegacyAlgorithms(cmd_parms *cmd, void *dc,
+                                                 int on)
+{
+    ((scep_dir_conf_t *)dc)->legacy = on;
+    return NULL;
+}
+
+static const char *scep_cmd_SCEPAllowDES(cmd_parms *cmd, void *dc, int on)
+{
+    /* OpenSSL 3 keeps single DES in its legacy provider. */
+    if (on && !scep_msg_enable_des()) {
+        return "SCEPAllowDES On: OpenSSL's legacy provider cannot be loaded";
+    }
+    ((scep_dir_conf_t *)dc)->allow_des = on;
+    return NULL;
+}
+
+static const char *scep_cmd_SCEPHashAlgorithm(cmd_parms *cmd, void *dc,
+                                              const char *arg)
+{
+    static const struct {
+        const char *name;
+        const EVP_MD *(*md)(void);
+    } hashes[] = {
+        { "SHA256", EVP_sha256 }, { "SHA384", EVP_sha384 },
+        { "SHA512", EVP_sha512 }, { "SHA1", EVP_sha1 },
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(hashes) / sizeof(hashes[0]); i++) {
+        if (!ap_cstr_casecmp(arg, hashes[i].name)) {
+            ((scep_dir_conf_t *)dc)->hash = hashes[i].md();
+            return NULL;
+        }
+    }
+    return "SCEPHashAlgorithm must be SHA256, SHA384, SHA512 or SHA1";
+}
+
+#define SCEP_ANYWHERE (RSRC_CONF | ACCESS_CONF)
+
+const command_rec scep_cmds[] = {
+    AP_INIT_TAKE1("SCEPCACertificateFile", scep_cmd_SCEPCACertificateFile,
+                  NULL, SCEP_ANYWHERE,
+                  "PEM file with the CA certificate, then its chain"),
+    AP_INIT_TAKE1("SCEPNextCACertificateFile",
+                  scep_cmd_SCEPNextCACertificateFile, NULL, SCEP_ANYWHERE,
+                  "PEM file with the rollover CA certificate served by "
+                  "GetNextCACert"),
+    AP_INIT_TAKE1("SCEPRASigningCertificateFile",
+                  scep_cmd_SCEPRASigningCertificateFile, NULL, SCEP_ANYWHERE,
+                  "PEM file with the RA signing certificate"),
+    AP_INIT_TAKE1("SCEPRASigningKeyFile", scep_cmd_SCEPRASigningKeyFile, NULL,
+                  SCEP_ANYWHERE, "PEM file with the RA signing private key"),
+    AP_INIT_TAKE1("SCEPRAEncryptionCertificateFile",
+                  scep_cmd_SCEPRAEncryptionCertificateFile, NULL,
+                  SCEP_ANYWHERE, "PEM file with the RA encryption certificate"),
+    AP_INIT_TAKE1("SCEPRAEncryptionKeyFile",
+                  scep_cmd_SCEPRAEncryptionKeyFile, NULL, SCEP_ANYWHERE,
+                  "PEM file with the RA encryption private key"),
+    AP_INIT_TAKE1("SCEPRACertificateStore", scep_cmd_SCEPRACertificateStore,
+                  NULL, SCEP_ANYWHERE,
+                  "directory of RA certificates and keys, picked by NDES's "
+                  "rules"),
+    AP_INIT_TAKE1("SCEPMaxRequestSize", scep_cmd_SCEPMaxRequestSize, NULL,
+                  SCEP_ANYWHERE,
+                  "largest SCEP message accepted, in bytes (default 65536)"),
+    AP_INIT_FLAG("SCEPLegacyAlgorithms", scep_cmd_SCEPLegacyAlgorithms, NULL,
+                 SCEP_ANYWHERE,
+                 "accept and advertise DES3 and SHA-1 (default On)"),
+    AP_INIT_FLAG("SCEPAllowDES", scep_cmd_SCEPAllowDES, NULL, SCEP_ANYWHERE,
+                 "accept single-DES encrypted requests (default Off)"),
+    AP_INIT_TAKE1("SCEPHashAlgorithm", scep_cmd_SCEPHashAlgorithm, NULL,
+                  SCEP_ANYWHERE,
+                  "digest for replies when the request's is unknown "
+                  "(default SHA256)"),
+    { NULL }
+};

@@ -1,0 +1,82 @@
+/* Licensed under the Apache License, Version 2.0; see LICENSE. */
+
+#ifndef SCEP_CONFIG_H
+#define SCEP_CONFIG_H
+
+#include <httpd.h>
+#include <http_config.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "scep_ra.h"
+
+#define SCEP_UNSET (-1)
+#define SCEP_DEFAULT_MAX_REQUEST 65536
+
+/* Certificates read from a SCEPRACertificateStore, and the picks made
+ * for the CA at startup. */
+typedef struct {
+    const char *dir;
+    apr_array_header_t *creds;         /* scep_ra_cred_t */
+    STACK_OF(X509) *picked_for;        /* the CA chain the picks are for */
+    const scep_ra_cred_t *sign;
+    const scep_ra_cred_t *encrypt;
+} scep_store_t;
+
+/* A certificate file as configured, loaded at configuration time. */
+typedef struct {
+    const char *file;
+    STACK_OF(X509) *certs;             /* first: the certificate itself */
+} scep_certfile_t;
+
+typedef struct {
+    const char *file;
+    EVP_PKEY *key;
+} scep_keyfile_t;
+
+/* Per-directory (and per-server default) configuration. */
+typedef struct {
+    scep_certfile_t *ca;               /* SCEPCACertificateFile: CA, chain */
+    scep_certfile_t *next_ca;          /* SCEPNextCACertificateFile */
+    scep_certfile_t *ra_sign_cert;     /* SCEPRASigningCertificateFile */
+    scep_keyfile_t *ra_sign_key;       /* SCEPRASigningKeyFile */
+    scep_certfile_t *ra_enc_cert;      /* SCEPRAEncryptionCertificateFile */
+    scep_keyfile_t *ra_enc_key;        /* SCEPRAEncryptionKeyFile */
+    scep_store_t *store;               /* SCEPRACertificateStore */
+    apr_off_t max_request;             /* SCEPMaxRequestSize, bytes */
+    int legacy;                        /* SCEPLegacyAlgorithms: DES3, SHA-1 */
+    int allow_des;                     /* SCEPAllowDES: single DES */
+    const EVP_MD *hash;                /* SCEPHashAlgorithm: reply default */
+} scep_dir_conf_t;
+
+/* The RA identity in effect for a configuration. */
+typedef struct {
+    X509 *sign_cert;
+    EVP_PKEY *sign_key;
+    X509 *enc_cert;
+    EVP_PKEY *enc_key;
+} scep_ra_ids_t;
+
+extern const command_rec scep_cmds[];
+
+void *scep_config_create_dir(apr_pool_t *p, char *dir);
+void *scep_config_merge_dir(apr_pool_t *p, void *basev, void *addv);
+
+/* Effective values (defaults applied). */
+apr_off_t scep_conf_max_request(const scep_dir_conf_t *c);
+int scep_conf_legacy(const scep_dir_conf_t *c);
+const EVP_MD *scep_conf_hash(const scep_dir_conf_t *c);
+
+/* Is any SCEP directive set in this configuration? */
+int scep_conf_is_set(const scep_dir_conf_t *c);
+
+/* The RA identity (explicit files first, then the store's picks); 0 if
+ * the configuration has no RA. */
+int scep_conf_ra(const scep_dir_conf_t *c, scep_ra_ids_t *ids);
+
+/* Check a configuration at startup; NULL when usable, else the reason.
+ * Fills the store's picks and logs expiry warnings for s. */
+const char *scep_conf_check(apr_pool_t *p, server_rec *s,
+                            scep_dir_conf_t *c);
+
+#endif /* SCEP_CONFIG_H */
