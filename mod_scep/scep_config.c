@@ -252,7 +252,7 @@ static const char *load_keyfile(cmd_parms *cmd, const char *arg,
     }
     err = scep_ra_load_key(cmd->pool, kf->file, &kf->key);
     if (err) {
-        return apr_psprintf(cmd->pool, SCEPLOGNO(00001) "%s %s (NDES event "
+        return apr_psprintf(cmd->pool, SCEPLOGNO(00004) "%s %s (NDES event "
                             "10)", cmd->cmd->name, err);
     }
     *out = kf;
@@ -311,7 +311,7 @@ static const char *scep_cmd_SCEPRACertificateStore(cmd_parms *cmd, void *dc,
     }
     err = scep_ra_store_read(cmd->pool, st->dir, &st->creds);
     if (err) {
-        return apr_psprintf(cmd->pool, SCEPLOGNO(00001) "SCEPRACertificate"
+        return apr_psprintf(cmd->pool, SCEPLOGNO(00005) "SCEPRACertificate"
                             "Store %s (NDES event 10)", err);
     }
     ((scep_dir_conf_t *)dc)->store = st;
