@@ -11,17 +11,20 @@
 #include <http_log.h>
 #include <http_protocol.h>
 #include <http_request.h>
+#include <ap_provider.h>
 
+#include <apr_hash.h>
 #include <apr_strings.h>
 
 #include "mod_scep.h"
+#include "scep_admin.h"
+#include "scep_challenge.h"
 #include "scep_config.h"
 #include "scep_log.h"
 #include "scep_msg.h"
 #include "scep_ops.h"
 
 module AP_MODULE_DECLARE_DATA scep_module;
-
 
 static int scep_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
                            apr_pool_t *ptemp)
@@ -32,14 +35,25 @@ static int scep_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
                      "cannot register the SCEP attribute OIDs");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
+    if (scep_challenge_pre_config(pconf) != APR_SUCCESS) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
     return OK;
 }
 
+/* What startup learns while it walks the configurations. */
+typedef struct {
+    apr_pool_t *pconf;
+    apr_hash_t *realms;     /* realm -> largest SCEPPasswordMax */
+} startup_t;
+
 /* Check one effective configuration; a bad one stops httpd. */
-static int check_conf(apr_pool_t *p, server_rec *s, scep_dir_conf_t *c,
+static int check_conf(startup_t *st, server_rec *s, scep_dir_conf_t *c,
                       const char *where)
 {
-    const char *why = scep_conf_check(p, s, c);
+    const char *why = scep_conf_check(st->pconf, s, c);
+    scep_challenge_service_t svc;
+    apr_uint32_t *max;
 
     if (why) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, SCEPLOGNO(00002)
@@ -47,12 +61,29 @@ static int check_conf(apr_pool_t *p, server_rec *s, scep_dir_conf_t *c,
                      where, why);
         return 0;
     }
+    if (c->ca == NULL) {
+        return 1;
+    }
+    scep_conf_challenge(c, &svc);
+    if (!svc.enforce) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, SCEPLOGNO(00006)
+                     "SCEPEnforcePassword Off in %s: requests are accepted "
+                     "without a challenge password", where);
+    }
+    max = apr_hash_get(st->realms, c->ca->realm, SCEP_REALM_LEN);
+    if (max == NULL) {
+        max = apr_pcalloc(st->pconf, sizeof(*max));
+        apr_hash_set(st->realms, c->ca->realm, SCEP_REALM_LEN, max);
+    }
+    if (svc.max > *max) {
+        *max = svc.max;
+    }
     return 1;
 }
 
-/* Check the configurations sections can produce: each server's defaults,
- * and each <Location>/<Directory> merged onto them. */
-static int check_sections(apr_pool_t *p, server_rec *s,
+/* Each <Location>/<Directory> with SCEP directives, merged onto the
+ * server's defaults as a request would see it. */
+static int check_sections(startup_t *st, server_rec *s,
                           apr_array_header_t *sections,
                           scep_dir_conf_t *base)
 {
@@ -62,24 +93,50 @@ static int check_sections(apr_pool_t *p, server_rec *s,
         ap_conf_vector_t *sec = APR_ARRAY_IDX(sections, i, ap_conf_vector_t *);
         core_dir_config *core = ap_get_core_module_config(sec);
         scep_dir_conf_t *own = ap_get_module_config(sec, &scep_module);
-        scep_dir_conf_t *eff;
 
         if (own == NULL || !scep_conf_is_set(own)) {
             continue;
         }
-        eff = scep_config_merge_dir(p, base, own);
-        if (!check_conf(p, s, eff, apr_psprintf(p, "<%s> section for %s",
-                                                core->r ? "regex" : "path",
-                                                core->d ? core->d : "?"))) {
+        if (!check_conf(st, s, scep_config_merge_dir(st->pconf, base, own),
+                        apr_psprintf(st->pconf, "the section for %s",
+                                     core->d ? core->d : "?"))) {
             return 0;
         }
     }
     return 1;
 }
 
+static apr_status_t init_challenge_providers(apr_pool_t *pconf,
+                                             apr_pool_t *ptemp,
+                                             server_rec *s,
+                                             apr_uint32_t capacity)
+{
+    apr_array_header_t *names = ap_list_provider_names(
+        ptemp, SCEP_CHALLENGE_PROVIDER_GROUP, SCEP_CHALLENGE_PROVIDER_VERSION);
+    int i;
+
+    for (i = 0; i < names->nelts; i++) {
+        const scep_challenge_provider_t *prov = ap_lookup_provider(
+            SCEP_CHALLENGE_PROVIDER_GROUP,
+            APR_ARRAY_IDX(names, i, ap_list_provider_names_t).provider_name,
+            SCEP_CHALLENGE_PROVIDER_VERSION);
+        apr_status_t rv;
+        if (prov && prov->init
+            && (rv = prov->init(pconf, ptemp, s, capacity)) != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, SCEPLOGNO(00007)
+                         "challenge provider %s failed to start", prov->name);
+            return rv;
+        }
+    }
+    return APR_SUCCESS;
+}
+
 static int scep_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                             apr_pool_t *ptemp, server_rec *main_s)
 {
+    startup_t st = { pconf, apr_hash_make(ptemp) };
+    apr_uint32_t capacity = 0;
+    apr_hash_index_t *hi;
     server_rec *s;
 
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
@@ -95,27 +152,95 @@ static int scep_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                                             ? s->server_hostname : "*",
                                         s->port);
 
-        if (!check_conf(pconf, s, base, name)
-            || !check_sections(pconf, s, core->sec_url, base)
-            || !check_sections(pconf, s, core->sec_dir, base)) {
+        if (!check_conf(&st, s, base, name)
+            || !check_sections(&st, s, core->sec_url, base)
+            || !check_sections(&st, s, core->sec_dir, base)) {
             return HTTP_INTERNAL_SERVER_ERROR;
         }
+    }
+    /* One table for all services; each keeps to its own maximum. */
+    for (hi = apr_hash_first(ptemp, st.realms); hi; hi = apr_hash_next(hi)) {
+        capacity += *(apr_uint32_t *)apr_hash_this_val(hi);
+    }
+    if (init_challenge_providers(pconf, ptemp, main_s,
+                                 capacity ? capacity : 1) != APR_SUCCESS) {
+        return HTTP_INTERNAL_SERVER_ERROR;
     }
     return OK;
 }
 
+static void scep_child_init(apr_pool_t *p, server_rec *s)
+{
+    apr_array_header_t *names = ap_list_provider_names(
+        p, SCEP_CHALLENGE_PROVIDER_GROUP, SCEP_CHALLENGE_PROVIDER_VERSION);
+    int i;
+
+    for (i = 0; i < names->nelts; i++) {
+        const scep_challenge_provider_t *prov = ap_lookup_provider(
+            SCEP_CHALLENGE_PROVIDER_GROUP,
+            APR_ARRAY_IDX(names, i, ap_list_provider_names_t).provider_name,
+            SCEP_CHALLENGE_PROVIDER_VERSION);
+        apr_status_t rv;
+        if (prov && prov->child_init
+            && (rv = prov->child_init(p, s)) != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, SCEPLOGNO(00008)
+                         "challenge provider %s: child setup failed",
+                         prov->name);
+        }
+    }
+}
+
+/* httpd refuses unauthorized administrators before our handler runs;
+ * give its 403 the sentence NDES shows, which scrapers look for. */
+static int scep_header_parser(request_rec *r)
+{
+    core_dir_config *core = ap_get_core_module_config(r->per_dir_config);
+
+    if (core->handler && !strcmp(core->handler, SCEP_ADMIN_HANDLER)) {
+        ap_custom_response(r, HTTP_FORBIDDEN, SCEP_ADMIN_NO_PERMISSION);
+    }
+    return DECLINED;
+}
+
 static int scep_handler(request_rec *r)
 {
-    if (!r->handler || strcmp(r->handler, SCEP_HANDLER)) {
+    if (!r->handler) {
         return DECLINED;
     }
-    return scep_ops_handle(r);
+    if (!strcmp(r->handler, SCEP_HANDLER)) {
+        return scep_ops_handle(r);
+    }
+    if (!strcmp(r->handler, SCEP_ADMIN_HANDLER)) {
+        return scep_admin_handle(r);
+    }
+    return DECLINED;
+}
+
+static const scep_challenge_provider_t *scep_challenge_for_request(
+    request_rec *r, const scep_challenge_service_t **svc)
+{
+    const scep_dir_conf_t *c =
+        ap_get_module_config(r->per_dir_config, &scep_module);
+    scep_challenge_service_t *out = apr_palloc(r->pool, sizeof(*out));
+    const scep_challenge_provider_t *prov = scep_conf_challenge(c, out);
+
+    *svc = out;
+    return c->ca ? prov : NULL;
 }
 
 static void scep_register_hooks(apr_pool_t *p)
 {
+    ap_register_provider(p, SCEP_CHALLENGE_PROVIDER_GROUP, "cache",
+                         SCEP_CHALLENGE_PROVIDER_VERSION,
+                         &scep_challenge_cache);
+    ap_register_provider(p, SCEP_CHALLENGE_PROVIDER_GROUP, "single",
+                         SCEP_CHALLENGE_PROVIDER_VERSION,
+                         &scep_challenge_single);
+    APR_REGISTER_OPTIONAL_FN(scep_challenge_for_request);
     ap_hook_pre_config(scep_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(scep_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(scep_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_header_parser(scep_header_parser, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(scep_handler, NULL, NULL, APR_HOOK_MIDDLE);
 }
 

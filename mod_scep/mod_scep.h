@@ -4,20 +4,115 @@
  * @file mod_scep.h
  * @brief Public interface of mod_scep for other httpd modules.
  *
- * The submission-provider ("scep_submit") and challenge-provider
- * ("scep_challenge") APIs will be declared here; until they are, only
- * the identifiers that other modules may already rely on are defined.
+ * Challenge providers decide which challenge passwords exist and which
+ * requests they admit.  They are httpd providers: register one with
+ *
+ *   ap_register_provider(p, SCEP_CHALLENGE_PROVIDER_GROUP, "name",
+ *                        SCEP_CHALLENGE_PROVIDER_VERSION, &my_provider);
+ *
+ * and select it per location with `SCEPChallengeProvider name`.  The shape
+ * follows NDES's policy-module interface: generate a challenge for an
+ * administrator; verify a request's challenge (without spending it);
+ * commit once the CA has accepted the request; be notified of the end.
  */
 #ifndef MOD_SCEP_H
 #define MOD_SCEP_H
 
+#include <httpd.h>
+#include <apr_optional.h>
+#include <apr_time.h>
+
 /** Version of this header's interface. */
-#define MOD_SCEP_VERSION "0.1.0"
+#define MOD_SCEP_VERSION "0.2.0"
 
 /** Handler name of the device endpoint (SetHandler scep). */
 #define SCEP_HANDLER "scep"
 
 /** Handler name of the administrator page (SetHandler scep-admin). */
 #define SCEP_ADMIN_HANDLER "scep-admin"
+
+#define SCEP_CHALLENGE_PROVIDER_GROUP "scep_challenge"
+#define SCEP_CHALLENGE_PROVIDER_VERSION "1"
+
+/** Length of a service's realm id. */
+#define SCEP_REALM_LEN 16
+
+/** What a provider answers. */
+typedef enum {
+    SCEP_CHALLENGE_OK = 0,   /**< issued / accepted / committed */
+    SCEP_CHALLENGE_REJECT,   /**< verify: wrong, expired or spent password */
+    SCEP_CHALLENGE_USED,     /**< verify: this KeyUsage's use is spent
+                                  (NDES event 43) */
+    SCEP_CHALLENGE_FULL,     /**< generate: no room (NDES cache full) */
+    SCEP_CHALLENGE_ERROR     /**< an internal failure, logged */
+} scep_challenge_status_e;
+
+/** The SCEP service a challenge belongs to, from the location's config. */
+typedef struct {
+    /** Passwords of one service (CA) are not valid at another. */
+    unsigned char realm[SCEP_REALM_LEN];
+    apr_uint32_t max;                 /**< SCEPPasswordMax */
+    apr_interval_time_t validity;     /**< SCEPPasswordValidity */
+    apr_size_t length;                /**< SCEPPasswordLength, in bytes */
+    int enforce;                      /**< SCEPEnforcePassword */
+} scep_challenge_service_t;
+
+/** A challenge provider. */
+typedef struct scep_challenge_provider_t {
+    /** Provider name, as given to SCEPChallengeProvider. */
+    const char *name;
+
+    /**
+     * Startup, in the parent, on every configuration load (also after
+     * a graceful restart).  capacity is the sum of SCEPPasswordMax over
+     * the services using this provider.
+     */
+    apr_status_t (*init)(apr_pool_t *pconf, apr_pool_t *ptemp,
+                         server_rec *s, apr_uint32_t capacity);
+
+    /** In each child process, before it serves requests. */
+    apr_status_t (*child_init)(apr_pool_t *p, server_rec *s);
+
+    /**
+     * Issue a challenge for the administrator r->user (authenticated by
+     * httpd).  On SCEP_CHALLENGE_OK *challenge (from r->pool) and
+     * *expires (0: never) are set.
+     */
+    scep_challenge_status_e (*generate)(request_rec *r,
+                                        const scep_challenge_service_t *svc,
+                                        const char **challenge,
+                                        apr_time_t *expires);
+
+    /**
+     * Check a request's challenge for its KeyUsage (key_usage < 0: the
+     * request has none) and reserve its use, so that concurrent requests
+     * cannot both pass.  *token carries the reservation to commit and
+     * notify; *admin (may be NULL) is the administrator the challenge
+     * was issued to.
+     */
+    scep_challenge_status_e (*verify)(request_rec *r,
+                                      const scep_challenge_service_t *svc,
+                                      const char *challenge, apr_size_t len,
+                                      int key_usage, void **token,
+                                      const char **admin);
+
+    /** The CA accepted the request (issued or pending): spend the use. */
+    scep_challenge_status_e (*commit)(request_rec *r, void *token);
+
+    /**
+     * The request is over.  A reservation not committed is given back,
+     * so a failed request never spends a password.
+     */
+    void (*notify)(request_rec *r, void *token, int committed);
+} scep_challenge_provider_t;
+
+/**
+ * The challenge provider and service in effect for a request, for
+ * modules that check challenges themselves.  NULL provider when none.
+ */
+APR_DECLARE_OPTIONAL_FN(const scep_challenge_provider_t *,
+                        scep_challenge_for_request,
+                        (request_rec *r,
+                         const scep_challenge_service_t **svc));
 
 #endif /* MOD_SCEP_H */

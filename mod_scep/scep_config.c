@@ -1,14 +1,21 @@
 /* Licensed under the Apache License, Version 2.0; see LICENSE. */
 
+#include <stdlib.h>
+
 #include <apr_strings.h>
 
 #include <httpd.h>
 #include <http_config.h>
 #include <http_log.h>
+#include <ap_provider.h>
 
+#include <openssl/evp.h>
+
+#include "scep_challenge.h"
 #include "scep_config.h"
 #include "scep_log.h"
 #include "scep_msg.h"
+#include "scep_pwcache.h"
 
 APLOG_USE_MODULE(scep);
 
@@ -22,6 +29,12 @@ void *scep_config_create_dir(apr_pool_t *p, char *dir)
     c->max_request = SCEP_UNSET;
     c->legacy = SCEP_UNSET;
     c->allow_des = SCEP_UNSET;
+    c->password_max = SCEP_UNSET;
+    c->password_validity = SCEP_UNSET;
+    c->password_length = SCEP_UNSET;
+    c->enforce_password = SCEP_UNSET;
+    c->admin_allow_http = SCEP_UNSET;
+    c->admin_utf8 = SCEP_UNSET;
     return c;
 }
 
@@ -44,6 +57,14 @@ void *scep_config_merge_dir(apr_pool_t *p, void *basev, void *addv)
     MERGE_VAL(max_request);
     MERGE_VAL(legacy);
     MERGE_VAL(allow_des);
+    MERGE_PTR(challenge);
+    MERGE_VAL(password_max);
+    MERGE_VAL(password_validity);
+    MERGE_VAL(password_length);
+    MERGE_VAL(enforce_password);
+    MERGE_PTR(single_password_file);
+    MERGE_VAL(admin_allow_http);
+    MERGE_VAL(admin_utf8);
     return c;
 }
 
@@ -61,6 +82,31 @@ int scep_conf_legacy(const scep_dir_conf_t *c)
 const EVP_MD *scep_conf_hash(const scep_dir_conf_t *c)
 {
     return c->hash ? c->hash : EVP_sha256();
+}
+
+#define OR_DEFAULT(v, d) ((v) == SCEP_UNSET ? (d) : (v))
+
+const scep_challenge_provider_t *scep_conf_challenge(
+    const scep_dir_conf_t *c, scep_challenge_service_t *svc)
+{
+    const scep_challenge_provider_t *prov = c->challenge;
+
+    if (prov == NULL) {
+        prov = ap_lookup_provider(SCEP_CHALLENGE_PROVIDER_GROUP, "cache",
+                                  SCEP_CHALLENGE_PROVIDER_VERSION);
+    }
+    memset(svc, 0, sizeof(*svc));
+    if (c->ca) {
+        memcpy(svc->realm, c->ca->realm, sizeof(svc->realm));
+    }
+    svc->max = (apr_uint32_t)OR_DEFAULT(c->password_max,
+                                        SCEP_DEFAULT_PASSWORD_MAX);
+    svc->validity = apr_time_from_sec(60 * (apr_time_t)OR_DEFAULT(
+                        c->password_validity, SCEP_DEFAULT_PASSWORD_VALIDITY));
+    svc->length = (apr_size_t)OR_DEFAULT(c->password_length,
+                                         SCEP_DEFAULT_PASSWORD_LENGTH);
+    svc->enforce = c->enforce_password != 0;
+    return prov;
 }
 
 int scep_conf_is_set(const scep_dir_conf_t *c)
@@ -235,6 +281,16 @@ static const char *load_certfile(cmd_parms *cmd, const char *arg,
         return apr_psprintf(cmd->pool, SCEPLOGNO(00001) "%s %s (NDES event "
                             "10)", cmd->cmd->name, err);
     }
+    {
+        /* Passwords are bound to the CA they were issued for. */
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned int n = 0;
+        if (!X509_digest(sk_X509_value(cf->certs, 0), EVP_sha256(), md, &n)) {
+            return apr_pstrcat(cmd->pool, cmd->cmd->name, ": cannot hash ",
+                               cf->file, NULL);
+        }
+        memcpy(cf->realm, md, sizeof(cf->realm));
+    }
     *out = cf;
     return NULL;
 }
@@ -371,6 +427,110 @@ static const char *scep_cmd_SCEPHashAlgorithm(cmd_parms *cmd, void *dc,
     return "SCEPHashAlgorithm must be SHA256, SHA384, SHA512 or SHA1";
 }
 
+static const char *scep_cmd_SCEPChallengeProvider(cmd_parms *cmd, void *dc,
+                                                  const char *arg)
+{
+    scep_dir_conf_t *c = dc;
+
+    c->challenge = ap_lookup_provider(SCEP_CHALLENGE_PROVIDER_GROUP, arg,
+                                      SCEP_CHALLENGE_PROVIDER_VERSION);
+    if (c->challenge == NULL) {
+        apr_array_header_t *names = ap_list_provider_names(
+            cmd->pool, SCEP_CHALLENGE_PROVIDER_GROUP,
+            SCEP_CHALLENGE_PROVIDER_VERSION);
+        const char *list = "";
+        int i;
+        for (i = 0; i < names->nelts; i++) {
+            list = apr_pstrcat(cmd->pool, list, i ? ", " : "",
+                               APR_ARRAY_IDX(names, i, ap_list_provider_names_t)
+                                   .provider_name, NULL);
+        }
+        return apr_psprintf(cmd->pool, "SCEPChallengeProvider: unknown "
+                            "provider '%s' (known: %s)", arg, list);
+    }
+    return NULL;
+}
+
+/* An integer directive within bounds. */
+static const char *set_int(cmd_parms *cmd, int *field, const char *arg,
+                           long lo, long hi)
+{
+    char *end;
+    long v = strtol(arg, &end, 10);
+
+    if (*arg == '\0' || *end || v < lo || v > hi) {
+        return apr_psprintf(cmd->pool, "%s must be a number from %ld to %ld",
+                            cmd->cmd->name, lo, hi);
+    }
+    *field = (int)v;
+    return NULL;
+}
+
+static const char *scep_cmd_SCEPPasswordMax(cmd_parms *cmd, void *dc,
+                                            const char *arg)
+{
+    return set_int(cmd, &((scep_dir_conf_t *)dc)->password_max, arg, 1,
+                   100000);
+}
+
+static const char *scep_cmd_SCEPPasswordValidity(cmd_parms *cmd, void *dc,
+                                                 const char *arg)
+{
+    return set_int(cmd, &((scep_dir_conf_t *)dc)->password_validity, arg, 1,
+                   10080);
+}
+
+static const char *scep_cmd_SCEPPasswordLength(cmd_parms *cmd, void *dc,
+                                               const char *arg)
+{
+    return set_int(cmd, &((scep_dir_conf_t *)dc)->password_length, arg, 4,
+                   SCEP_PW_MAX_BYTES);
+}
+
+static const char *scep_cmd_SCEPEnforcePassword(cmd_parms *cmd, void *dc,
+                                                int on)
+{
+    ((scep_dir_conf_t *)dc)->enforce_password = on;
+    return NULL;
+}
+
+static const char *scep_cmd_SCEPSinglePasswordFile(cmd_parms *cmd, void *dc,
+                                                   const char *arg)
+{
+    const char *path = ap_server_root_relative(cmd->pool, arg);
+
+    if (!path) {
+        return apr_pstrcat(cmd->pool, "SCEPSinglePasswordFile: invalid "
+                           "path ", arg, NULL);
+    }
+    ((scep_dir_conf_t *)dc)->single_password_file = path;
+    return NULL;
+}
+
+static const char *scep_cmd_SCEPAdminAllowHTTP(cmd_parms *cmd, void *dc,
+                                               int on)
+{
+    ((scep_dir_conf_t *)dc)->admin_allow_http = on;
+    return NULL;
+}
+
+static const char *scep_cmd_SCEPAdminEncoding(cmd_parms *cmd, void *dc,
+                                              const char *arg)
+{
+    scep_dir_conf_t *c = dc;
+
+    if (!ap_cstr_casecmp(arg, "UTF-16LE") || !ap_cstr_casecmp(arg, "UTF-16")) {
+        c->admin_utf8 = 0;
+    }
+    else if (!ap_cstr_casecmp(arg, "UTF-8")) {
+        c->admin_utf8 = 1;
+    }
+    else {
+        return "SCEPAdminEncoding must be UTF-16LE or UTF-8";
+    }
+    return NULL;
+}
+
 #define SCEP_ANYWHERE (RSRC_CONF | ACCESS_CONF)
 
 const command_rec scep_cmds[] = {
@@ -408,5 +568,38 @@ const command_rec scep_cmds[] = {
                   SCEP_ANYWHERE,
                   "digest for replies when the request's is unknown "
                   "(default SHA256)"),
+    AP_INIT_TAKE1("SCEPChallengeProvider", scep_cmd_SCEPChallengeProvider,
+                  NULL, SCEP_ANYWHERE,
+                  "where challenge passwords come from: cache (default, "
+                  "one-time passwords) or single (one master password)"),
+    AP_INIT_TAKE1("SCEPPasswordMax", scep_cmd_SCEPPasswordMax, NULL,
+                  SCEP_ANYWHERE,
+                  "most outstanding one-time passwords (default 5)"),
+    AP_INIT_TAKE1("SCEPPasswordValidity", scep_cmd_SCEPPasswordValidity, NULL,
+                  SCEP_ANYWHERE,
+                  "minutes a one-time password stays valid (default 60)"),
+    AP_INIT_TAKE1("SCEPPasswordLength", scep_cmd_SCEPPasswordLength, NULL,
+                  SCEP_ANYWHERE,
+                  "bytes of randomness in a password, shown as twice as "
+                  "many hex characters (default 8)"),
+    AP_INIT_FLAG("SCEPEnforcePassword", scep_cmd_SCEPEnforcePassword, NULL,
+                 SCEP_ANYWHERE,
+                 "require a challenge password in requests (default On)"),
+    AP_INIT_TAKE1("SCEPSinglePasswordFile", scep_cmd_SCEPSinglePasswordFile,
+                  NULL, SCEP_ANYWHERE,
+                  "file holding the single password, encrypted to the RA "
+                  "encryption certificate (SCEPChallengeProvider single)"),
+    AP_INIT_TAKE1("SCEPPasswordPersistFile", scep_challenge_set_persist_file,
+                  NULL, RSRC_CONF,
+                  "file where outstanding one-time passwords (hashes) are "
+                  "kept across a full restart (server config only)"),
+    AP_INIT_FLAG("SCEPAdminAllowHTTP", scep_cmd_SCEPAdminAllowHTTP, NULL,
+                 SCEP_ANYWHERE,
+                 "let the admin page hand out passwords over plain HTTP "
+                 "(default Off)"),
+    AP_INIT_TAKE1("SCEPAdminEncoding", scep_cmd_SCEPAdminEncoding, NULL,
+                  SCEP_ANYWHERE,
+                  "encoding of the admin HTML page: UTF-16LE (default, as "
+                  "NDES) or UTF-8"),
     { NULL }
 };

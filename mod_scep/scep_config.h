@@ -8,10 +8,14 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include "mod_scep.h"
 #include "scep_ra.h"
 
 #define SCEP_UNSET (-1)
 #define SCEP_DEFAULT_MAX_REQUEST 65536
+#define SCEP_DEFAULT_PASSWORD_MAX 5          /* NDES PasswordMax */
+#define SCEP_DEFAULT_PASSWORD_VALIDITY 60    /* minutes, NDES */
+#define SCEP_DEFAULT_PASSWORD_LENGTH 8       /* bytes, NDES */
 
 /* Certificates read from a SCEPRACertificateStore, and the picks made
  * for the CA at startup. */
@@ -27,6 +31,7 @@ typedef struct {
 typedef struct {
     const char *file;
     STACK_OF(X509) *certs;             /* first: the certificate itself */
+    unsigned char realm[SCEP_REALM_LEN]; /* id of the first certificate */
 } scep_certfile_t;
 
 typedef struct {
@@ -47,6 +52,14 @@ typedef struct {
     int legacy;                        /* SCEPLegacyAlgorithms: DES3, SHA-1 */
     int allow_des;                     /* SCEPAllowDES: single DES */
     const EVP_MD *hash;                /* SCEPHashAlgorithm: reply default */
+    const scep_challenge_provider_t *challenge; /* SCEPChallengeProvider */
+    int password_max;                  /* SCEPPasswordMax */
+    int password_validity;             /* SCEPPasswordValidity, minutes */
+    int password_length;               /* SCEPPasswordLength, bytes */
+    int enforce_password;              /* SCEPEnforcePassword */
+    const char *single_password_file;  /* SCEPSinglePasswordFile */
+    int admin_allow_http;              /* SCEPAdminAllowHTTP */
+    int admin_utf8;                    /* SCEPAdminEncoding UTF-8 */
 } scep_dir_conf_t;
 
 /* The RA identity in effect for a configuration. */
@@ -66,6 +79,10 @@ void *scep_config_merge_dir(apr_pool_t *p, void *basev, void *addv);
 apr_off_t scep_conf_max_request(const scep_dir_conf_t *c);
 int scep_conf_legacy(const scep_dir_conf_t *c);
 const EVP_MD *scep_conf_hash(const scep_dir_conf_t *c);
+
+/* The challenge provider (default "cache") and the service it serves. */
+const scep_challenge_provider_t *scep_conf_challenge(
+    const scep_dir_conf_t *c, scep_challenge_service_t *svc);
 
 /* Is any SCEP directive set in this configuration? */
 int scep_conf_is_set(const scep_dir_conf_t *c);

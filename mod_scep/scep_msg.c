@@ -648,12 +648,34 @@ static scep_err_e decode_message_data(apr_pool_t *p, scep_msg_t *m)
     return SCEP_E_INNER;
 }
 
+scep_err_e scep_msg_open_envelope(apr_pool_t *p, const unsigned char *der,
+                                  apr_size_t len, EVP_PKEY *key, X509 *cert,
+                                  scep_bytes_t *data)
+{
+    const unsigned char *in = der;
+    CMS_ContentInfo *env;
+    BIO *out;
+
+    env = own_CMS_ContentInfo(p, d2i_CMS_ContentInfo(NULL, &in, (long)len));
+    if (env == NULL
+        || OBJ_obj2nid(CMS_get0_type(env)) != NID_pkcs7_enveloped) {
+        return SCEP_E_NOT_ENVELOPED;
+    }
+    out = pool_mem_bio(p);
+    if (out == NULL) {
+        return SCEP_E_NOMEM;
+    }
+    /* Passing the certificate keeps the decryption to our recipient. */
+    if (CMS_decrypt(env, key, cert, NULL, out, CMS_BINARY) != 1) {
+        return SCEP_E_DECRYPT;
+    }
+    *data = bio_bytes(p, out);
+    return SCEP_OK;
+}
+
 scep_err_e scep_msg_decrypt(apr_pool_t *p, scep_msg_t *m, EVP_PKEY *key,
                             X509 *cert, const scep_msg_opts_t *opts)
 {
-    const unsigned char *in;
-    CMS_ContentInfo *env;
-    BIO *out;
     scep_err_e rv;
 
     if (m == NULL || key == NULL || cert == NULL) {
@@ -669,22 +691,11 @@ scep_err_e scep_msg_decrypt(apr_pool_t *p, scep_msg_t *m, EVP_PKEY *key,
     if (!cipher_allowed(m->cipher_nid, opts)) {
         return SCEP_E_CIPHER;
     }
-    in = m->envelope.data;
-    env = own_CMS_ContentInfo(p, d2i_CMS_ContentInfo(NULL, &in,
-                                                     (long)m->envelope.len));
-    if (env == NULL
-        || OBJ_obj2nid(CMS_get0_type(env)) != NID_pkcs7_enveloped) {
-        return SCEP_E_NOT_ENVELOPED;
+    rv = scep_msg_open_envelope(p, m->envelope.data, m->envelope.len, key,
+                                cert, &m->data);
+    if (rv != SCEP_OK) {
+        return rv;
     }
-    out = pool_mem_bio(p);
-    if (out == NULL) {
-        return SCEP_E_NOMEM;
-    }
-    /* Passing the certificate keeps the decryption to our recipient. */
-    if (CMS_decrypt(env, key, cert, NULL, out, CMS_BINARY) != 1) {
-        return SCEP_E_DECRYPT;
-    }
-    m->data = bio_bytes(p, out);
     if (m->data.len == 0) {
         return SCEP_E_INNER;
     }
@@ -789,10 +800,10 @@ scep_err_e scep_msg_sign_data(apr_pool_t *p, const unsigned char *data,
                 outlen);
 }
 
-static scep_err_e envelope(apr_pool_t *p, const unsigned char *data,
-                           apr_size_t len, X509 *recipient,
-                           const EVP_CIPHER *cipher, unsigned char **out,
-                           apr_size_t *outlen)
+scep_err_e scep_msg_envelope(apr_pool_t *p, const unsigned char *data,
+                             apr_size_t len, X509 *recipient,
+                             const EVP_CIPHER *cipher, unsigned char **out,
+                             apr_size_t *outlen)
 {
     STACK_OF(X509) *rcpts = sk_X509_new_null();
     CMS_ContentInfo *cms = NULL;
@@ -864,7 +875,7 @@ scep_err_e scep_msg_certrep(apr_pool_t *p, const scep_msg_t *req,
         }
         rv = scep_msg_certs_only(p, certs, crl, &inner, &inner_len);
         if (rv == SCEP_OK) {
-            rv = envelope(p, inner, inner_len, req->signer, cipher, &content,
+            rv = scep_msg_envelope(p, inner, inner_len, req->signer, cipher, &content,
                           &content_len);
         }
         if (rv != SCEP_OK) {
@@ -919,7 +930,7 @@ scep_err_e scep_msg_request(apr_pool_t *p, scep_msgtype_e type,
         || !known_msgtype(type) || type == SCEP_MT_CERTREP) {
         return SCEP_E_ARG;
     }
-    rv = envelope(p, data, len, recipient,
+    rv = scep_msg_envelope(p, data, len, recipient,
                   cipher ? cipher : EVP_aes_128_cbc(), &content,
                   &content_len);
     if (rv != SCEP_OK) {

@@ -205,6 +205,17 @@ scep_err_e scep_msg_issuer_and_subject(apr_pool_t *p, X509_NAME *issuer,
                                        unsigned char **out,
                                        apr_size_t *outlen);
 
+/** An EnvelopedData of data for recipient (RSA key transport). */
+scep_err_e scep_msg_envelope(apr_pool_t *p, const unsigned char *data,
+                             apr_size_t len, X509 *recipient,
+                             const EVP_CIPHER *cipher, unsigned char **out,
+                             apr_size_t *outlen);
+
+/** Open an EnvelopedData made for cert with its key. */
+scep_err_e scep_msg_open_envelope(apr_pool_t *p, const unsigned char *der,
+                                  apr_size_t len, EVP_PKEY *key, X509 *cert,
+                                  scep_bytes_t *data);
+
 /** Hex SHA-256 of the key's SubjectPublicKeyInfo (a key-bound transactionID). */
 const char *scep_msg_key_transid(apr_pool_t *p, EVP_PKEY *key);
 

@@ -1,0 +1,15 @@
+/* Licensed under the Apache License, Version 2.0; see LICENSE. */
+
+#ifndef SCEP_ADMIN_H
+#define SCEP_ADMIN_H
+
+#include <httpd.h>
+
+/* The administrator page (SetHandler scep-admin). */
+int scep_admin_handle(request_rec *r);
+
+/* NDES's text when the administrator may not have passwords. */
+#define SCEP_ADMIN_NO_PERMISSION \
+    "You do not have sufficient permission to enroll with SCEP."
+
+#endif /* SCEP_ADMIN_H */
