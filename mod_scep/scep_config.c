@@ -115,24 +115,40 @@ int scep_conf_is_set(const scep_dir_conf_t *c)
            || c->ra_enc_cert || c->ra_enc_key || c->store;
 }
 
+static const scep_store_pick_t *store_pick(const scep_dir_conf_t *c)
+{
+    int i;
+
+    for (i = 0; c->store && c->ca && i < c->store->picks->nelts; i++) {
+        const scep_store_pick_t *pk =
+            &APR_ARRAY_IDX(c->store->picks, i, scep_store_pick_t);
+        if (pk->ca == c->ca->certs) {
+            return pk;
+        }
+    }
+    return NULL;
+}
+
 int scep_conf_ra(const scep_dir_conf_t *c, scep_ra_ids_t *ids)
 {
+    const scep_store_pick_t *pk = store_pick(c);
+
     memset(ids, 0, sizeof(*ids));
     if (c->ra_sign_cert && c->ra_sign_key) {
         ids->sign_cert = sk_X509_value(c->ra_sign_cert->certs, 0);
         ids->sign_key = c->ra_sign_key->key;
     }
-    else if (c->store && c->store->sign) {
-        ids->sign_cert = c->store->sign->cert;
-        ids->sign_key = c->store->sign->key;
+    else if (pk && pk->sign) {
+        ids->sign_cert = pk->sign->cert;
+        ids->sign_key = pk->sign->key;
     }
     if (c->ra_enc_cert && c->ra_enc_key) {
         ids->enc_cert = sk_X509_value(c->ra_enc_cert->certs, 0);
         ids->enc_key = c->ra_enc_key->key;
     }
-    else if (c->store && c->store->encrypt) {
-        ids->enc_cert = c->store->encrypt->cert;
-        ids->enc_key = c->store->encrypt->key;
+    else if (pk && pk->encrypt) {
+        ids->enc_cert = pk->encrypt->cert;
+        ids->enc_key = pk->encrypt->key;
     }
     /* One certificate may hold both roles (checked at startup). */
     if (!ids->enc_cert) {
@@ -169,32 +185,29 @@ static const char *check_role(apr_pool_t *p, X509 *cert, EVP_PKEY *key,
     return why ? apr_psprintf(p, "%s: %s", file, why) : NULL;
 }
 
+/* A store serves every CA it is used with; pick once per CA. */
 static const char *pick_from_store(apr_pool_t *p, scep_dir_conf_t *c)
 {
     scep_store_t *st = c->store;
+    scep_store_pick_t *pk;
     const char *why = NULL;
 
-    if (st->picked_for) {
-        /* The picks depend on the CA; one store serves one CA. */
-        return st->picked_for == c->ca->certs
-                   ? NULL
-                   : apr_psprintf(p, "%s: a certificate store serves one CA; "
-                                  "use one directory per CA", st->dir);
+    if (store_pick(c)) {
+        return NULL;
     }
-    st->picked_for = c->ca->certs;
-    if (!c->ra_sign_cert) {
-        st->sign = scep_ra_store_pick(p, st->creds, c->ca->certs,
-                                      SCEP_RA_SIGN, &why);
-        if (!st->sign) {
-            return apr_psprintf(p, "%s: %s", st->dir, why);
-        }
+    pk = apr_array_push(st->picks);
+    pk->ca = c->ca->certs;
+    pk->sign = scep_ra_store_pick(p, st->creds, c->ca->certs, SCEP_RA_SIGN,
+                                  &why);
+    if (!pk->sign && !c->ra_sign_cert) {
+        return apr_psprintf(p, "%s (for CA %s): %s", st->dir, c->ca->file,
+                            why);
     }
-    if (!c->ra_enc_cert) {
-        st->encrypt = scep_ra_store_pick(p, st->creds, c->ca->certs,
-                                         SCEP_RA_ENCRYPT, &why);
-        if (!st->encrypt) {
-            return apr_psprintf(p, "%s: %s", st->dir, why);
-        }
+    pk->encrypt = scep_ra_store_pick(p, st->creds, c->ca->certs,
+                                     SCEP_RA_ENCRYPT, &why);
+    if (!pk->encrypt && !c->ra_enc_cert) {
+        return apr_psprintf(p, "%s (for CA %s): %s", st->dir, c->ca->file,
+                            why);
     }
     return NULL;
 }
@@ -365,6 +378,7 @@ static const char *scep_cmd_SCEPRACertificateStore(cmd_parms *cmd, void *dc,
         return apr_pstrcat(cmd->pool, "SCEPRACertificateStore: invalid path ",
                            arg, NULL);
     }
+    st->picks = apr_array_make(cmd->pool, 1, sizeof(scep_store_pick_t));
     err = scep_ra_store_read(cmd->pool, st->dir, &st->creds);
     if (err) {
         return apr_psprintf(cmd->pool, SCEPLOGNO(00005) "SCEPRACertificate"

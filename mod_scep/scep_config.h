@@ -17,14 +17,18 @@
 #define SCEP_DEFAULT_PASSWORD_VALIDITY 60    /* minutes, NDES */
 #define SCEP_DEFAULT_PASSWORD_LENGTH 8       /* bytes, NDES */
 
-/* Certificates read from a SCEPRACertificateStore, and the picks made
- * for the CA at startup. */
+/* The RA certificates a store gives for one CA, picked at startup. */
+typedef struct {
+    STACK_OF(X509) *ca;                /* the CA chain picked for */
+    const scep_ra_cred_t *sign;
+    const scep_ra_cred_t *encrypt;
+} scep_store_pick_t;
+
+/* Certificates read from a SCEPRACertificateStore. */
 typedef struct {
     const char *dir;
     apr_array_header_t *creds;         /* scep_ra_cred_t */
-    STACK_OF(X509) *picked_for;        /* the CA chain the picks are for */
-    const scep_ra_cred_t *sign;
-    const scep_ra_cred_t *encrypt;
+    apr_array_header_t *picks;         /* scep_store_pick_t, one per CA */
 } scep_store_t;
 
 /* A certificate file as configured, loaded at configuration time. */

@@ -285,7 +285,7 @@ typedef enum { ATTR_OK, ATTR_MISSING, ATTR_BAD } attr_result_e;
  * copied length-delimited (a NUL is appended only as a convenience).
  */
 static attr_result_e signed_attr(apr_pool_t *p, CMS_SignerInfo *si, int nid,
-                                 int octets, scep_bytes_t *out)
+                                 int octets, scep_bytes_t *out, int *type)
 {
     int idx = CMS_signed_get_attr_by_NID(si, nid, -1);
     X509_ATTRIBUTE *attr;
@@ -320,6 +320,9 @@ static attr_result_e signed_attr(apr_pool_t *p, CMS_SignerInfo *si, int nid,
     copy[ASN1_STRING_length(s)] = '\0';
     out->data = copy;
     out->len = (apr_size_t)ASN1_STRING_length(s);
+    if (type) {
+        *type = val->type;
+    }
     return ATTR_OK;
 }
 
@@ -372,19 +375,20 @@ static scep_err_e read_attrs(apr_pool_t *p, CMS_SignerInfo *si, scep_msg_t *m)
     if (CMS_signed_get_attr_count(si) <= 0) {
         return SCEP_E_NO_ATTRS;
     }
-    if (signed_attr(p, si, nid_message_type, 0, &b) != ATTR_OK
+    if (signed_attr(p, si, nid_message_type, 0, &b, NULL) != ATTR_OK
         || (v = attr_number(&b)) < 0 || !known_msgtype(v)) {
         return SCEP_E_MSGTYPE;
     }
     m->type = (scep_msgtype_e)v;
 
-    if (signed_attr(p, si, nid_transaction_id, 0, &m->transid) != ATTR_OK
+    if (signed_attr(p, si, nid_transaction_id, 0, &m->transid,
+                    &m->transid_type) != ATTR_OK
         || !transid_valid(&m->transid)) {
         m->transid.len = 0;
         return SCEP_E_TRANSID;
     }
 
-    switch (signed_attr(p, si, nid_sender_nonce, 1, &m->sender_nonce)) {
+    switch (signed_attr(p, si, nid_sender_nonce, 1, &m->sender_nonce, NULL)) {
     case ATTR_OK:
         if (m->sender_nonce.len != SCEP_NONCE_LEN) {
             m->sender_nonce.len = 0;
@@ -404,13 +408,14 @@ static scep_err_e read_attrs(apr_pool_t *p, CMS_SignerInfo *si, scep_msg_t *m)
     if (m->type != SCEP_MT_CERTREP) {
         return SCEP_OK;
     }
-    if (signed_attr(p, si, nid_recipient_nonce, 1, &m->recipient_nonce)
+    if (signed_attr(p, si, nid_recipient_nonce, 1, &m->recipient_nonce,
+                    NULL)
             != ATTR_OK
         || m->recipient_nonce.len != SCEP_NONCE_LEN) {
         m->recipient_nonce.len = 0;
         return SCEP_E_RECIPIENT_NONCE;
     }
-    if (signed_attr(p, si, nid_pki_status, 0, &b) != ATTR_OK
+    if (signed_attr(p, si, nid_pki_status, 0, &b, NULL) != ATTR_OK
         || ((v = attr_number(&b)) != SCEP_STATUS_SUCCESS
             && v != SCEP_STATUS_FAILURE && v != SCEP_STATUS_PENDING)) {
         return SCEP_E_PKISTATUS;
@@ -418,7 +423,7 @@ static scep_err_e read_attrs(apr_pool_t *p, CMS_SignerInfo *si, scep_msg_t *m)
     m->has_status = 1;
     m->status = (scep_pkistatus_e)v;
     if (m->status == SCEP_STATUS_FAILURE) {
-        if (signed_attr(p, si, nid_fail_info, 0, &b) != ATTR_OK
+        if (signed_attr(p, si, nid_fail_info, 0, &b, NULL) != ATTR_OK
             || (v = attr_number(&b)) < SCEP_FAIL_BADALG
             || v > SCEP_FAIL_BADCERTID) {
             return SCEP_E_FAILINFO;
@@ -543,33 +548,109 @@ scep_err_e scep_msg_parse(apr_pool_t *p, const unsigned char *der,
     return SCEP_OK;
 }
 
-/* The content cipher and the recipients, read from the PKCS7 view. */
-static scep_err_e inspect_envelope(apr_pool_t *p, const scep_bytes_t *env,
-                                   X509 *cert, int *cipher_nid)
+/*
+ * Just enough of EnvelopedData (RFC 5652 6.1) to read the content cipher,
+ * which OpenSSL 3.0's CMS API does not expose; the recipients are left as
+ * opaque values and matched through the CMS API.
+ */
+typedef struct {
+    ASN1_OBJECT *type;
+    X509_ALGOR *cipher;
+    ASN1_OCTET_STRING *data;
+} SCEP_ENC_INFO;
+
+typedef struct {
+    ASN1_INTEGER *version;
+    STACK_OF(ASN1_TYPE) *originator;
+    STACK_OF(ASN1_TYPE) *recipients;
+    SCEP_ENC_INFO *enc;
+    STACK_OF(ASN1_TYPE) *attrs;
+} SCEP_ENVELOPED;
+
+typedef struct {
+    ASN1_OBJECT *type;
+    SCEP_ENVELOPED *env;
+} SCEP_ENV_CONTENT;
+
+DECLARE_ASN1_FUNCTIONS(SCEP_ENV_CONTENT)
+ASN1_SEQUENCE(SCEP_ENC_INFO) = {
+    ASN1_SIMPLE(SCEP_ENC_INFO, type, ASN1_OBJECT),
+    ASN1_SIMPLE(SCEP_ENC_INFO, cipher, X509_ALGOR),
+    ASN1_IMP_OPT(SCEP_ENC_INFO, data, ASN1_OCTET_STRING, 0)
+} ASN1_SEQUENCE_END(SCEP_ENC_INFO)
+ASN1_SEQUENCE(SCEP_ENVELOPED) = {
+    ASN1_SIMPLE(SCEP_ENVELOPED, version, ASN1_INTEGER),
+    ASN1_IMP_SEQUENCE_OF_OPT(SCEP_ENVELOPED, originator, ASN1_ANY, 0),
+    ASN1_SET_OF(SCEP_ENVELOPED, recipients, ASN1_ANY),
+    ASN1_SIMPLE(SCEP_ENVELOPED, enc, SCEP_ENC_INFO),
+    ASN1_IMP_SET_OF_OPT(SCEP_ENVELOPED, attrs, ASN1_ANY, 1)
+} ASN1_SEQUENCE_END(SCEP_ENVELOPED)
+ASN1_SEQUENCE(SCEP_ENV_CONTENT) = {
+    ASN1_SIMPLE(SCEP_ENV_CONTENT, type, ASN1_OBJECT),
+    ASN1_EXP(SCEP_ENV_CONTENT, env, SCEP_ENVELOPED, 0)
+} ASN1_SEQUENCE_END(SCEP_ENV_CONTENT)
+IMPLEMENT_ASN1_FUNCTIONS(SCEP_ENV_CONTENT)
+
+static int envelope_cipher(const scep_bytes_t *env)
 {
     const unsigned char *in = env->data;
-    PKCS7 *p7 = own_PKCS7(p, d2i_PKCS7(NULL, &in, (long)env->len));
-    STACK_OF(PKCS7_RECIP_INFO) *ris;
+    SCEP_ENV_CONTENT *ci = d2i_SCEP_ENV_CONTENT(NULL, &in, (long)env->len);
+    int nid = NID_undef;
+
+    if (ci && OBJ_obj2nid(ci->type) == NID_pkcs7_enveloped) {
+        nid = OBJ_obj2nid(ci->env->enc->cipher->algorithm);
+    }
+    SCEP_ENV_CONTENT_free(ci);
+    return nid;
+}
+
+/* Is one of the key-transport recipients our certificate (by issuer and
+ * serial, or by subjectKeyIdentifier)? */
+static int is_recipient(CMS_ContentInfo *env, X509 *cert)
+{
+    STACK_OF(CMS_RecipientInfo) *ris = CMS_get0_RecipientInfos(env);
     int i;
 
-    if (p7 == NULL || OBJ_obj2nid(p7->type) != NID_pkcs7_enveloped
-        || p7->d.enveloped == NULL || p7->d.enveloped->enc_data == NULL
-        || p7->d.enveloped->enc_data->algorithm == NULL) {
-        return SCEP_E_NOT_ENVELOPED;
-    }
-    *cipher_nid =
-        OBJ_obj2nid(p7->d.enveloped->enc_data->algorithm->algorithm);
-    ris = p7->d.enveloped->recipientinfo;
-    for (i = 0; i < sk_PKCS7_RECIP_INFO_num(ris); i++) {
-        PKCS7_ISSUER_AND_SERIAL *ias =
-            sk_PKCS7_RECIP_INFO_value(ris, i)->issuer_and_serial;
-        if (ias && X509_NAME_cmp(ias->issuer, X509_get_issuer_name(cert)) == 0
-            && ASN1_INTEGER_cmp(ias->serial,
-                                X509_get0_serialNumber(cert)) == 0) {
-            return SCEP_OK;
+    for (i = 0; i < sk_CMS_RecipientInfo_num(ris); i++) {
+        CMS_RecipientInfo *ri = sk_CMS_RecipientInfo_value(ris, i);
+        if (CMS_RecipientInfo_type(ri) == CMS_RECIPINFO_TRANS
+            && CMS_RecipientInfo_ktri_cert_cmp(ri, cert) == 0) {
+            return 1;
         }
     }
-    return SCEP_E_RECIPIENT;
+    return 0;
+}
+
+static scep_err_e open_envelope(apr_pool_t *p, CMS_ContentInfo *env,
+                                EVP_PKEY *key, X509 *cert,
+                                scep_bytes_t *data)
+{
+    BIO *out = pool_mem_bio(p);
+
+    if (out == NULL) {
+        return SCEP_E_NOMEM;
+    }
+    /* Passing the certificate keeps the decryption to our recipient. */
+    if (CMS_decrypt(env, key, cert, NULL, out, CMS_BINARY) != 1) {
+        return SCEP_E_DECRYPT;
+    }
+    *data = bio_bytes(p, out);
+    return SCEP_OK;
+}
+
+static CMS_ContentInfo *parse_envelope(apr_pool_t *p,
+                                       const unsigned char *der,
+                                       apr_size_t len)
+{
+    const unsigned char *in = der;
+    CMS_ContentInfo *env =
+        own_CMS_ContentInfo(p, d2i_CMS_ContentInfo(NULL, &in, (long)len));
+
+    if (env == NULL
+        || OBJ_obj2nid(CMS_get0_type(env)) != NID_pkcs7_enveloped) {
+        return NULL;
+    }
+    return env;
 }
 
 static scep_err_e decode_certs_only(apr_pool_t *p, scep_msg_t *m)
@@ -652,30 +733,16 @@ scep_err_e scep_msg_open_envelope(apr_pool_t *p, const unsigned char *der,
                                   apr_size_t len, EVP_PKEY *key, X509 *cert,
                                   scep_bytes_t *data)
 {
-    const unsigned char *in = der;
-    CMS_ContentInfo *env;
-    BIO *out;
+    CMS_ContentInfo *env = parse_envelope(p, der, len);
 
-    env = own_CMS_ContentInfo(p, d2i_CMS_ContentInfo(NULL, &in, (long)len));
-    if (env == NULL
-        || OBJ_obj2nid(CMS_get0_type(env)) != NID_pkcs7_enveloped) {
-        return SCEP_E_NOT_ENVELOPED;
-    }
-    out = pool_mem_bio(p);
-    if (out == NULL) {
-        return SCEP_E_NOMEM;
-    }
-    /* Passing the certificate keeps the decryption to our recipient. */
-    if (CMS_decrypt(env, key, cert, NULL, out, CMS_BINARY) != 1) {
-        return SCEP_E_DECRYPT;
-    }
-    *data = bio_bytes(p, out);
-    return SCEP_OK;
+    return env ? open_envelope(p, env, key, cert, data)
+               : SCEP_E_NOT_ENVELOPED;
 }
 
 scep_err_e scep_msg_decrypt(apr_pool_t *p, scep_msg_t *m, EVP_PKEY *key,
                             X509 *cert, const scep_msg_opts_t *opts)
 {
+    CMS_ContentInfo *env;
     scep_err_e rv;
 
     if (m == NULL || key == NULL || cert == NULL) {
@@ -684,15 +751,18 @@ scep_err_e scep_msg_decrypt(apr_pool_t *p, scep_msg_t *m, EVP_PKEY *key,
     if (m->envelope.len == 0) {
         return SCEP_E_NO_CONTENT;
     }
-    rv = inspect_envelope(p, &m->envelope, cert, &m->cipher_nid);
-    if (rv != SCEP_OK) {
-        return rv;
+    env = parse_envelope(p, m->envelope.data, m->envelope.len);
+    if (env == NULL) {
+        return SCEP_E_NOT_ENVELOPED;
     }
+    m->cipher_nid = envelope_cipher(&m->envelope);
     if (!cipher_allowed(m->cipher_nid, opts)) {
         return SCEP_E_CIPHER;
     }
-    rv = scep_msg_open_envelope(p, m->envelope.data, m->envelope.len, key,
-                                cert, &m->data);
+    if (!is_recipient(env, cert)) {
+        return SCEP_E_RECIPIENT;
+    }
+    rv = open_envelope(p, env, key, cert, &m->data);
     if (rv != SCEP_OK) {
         return rv;
     }
@@ -899,9 +969,11 @@ scep_err_e scep_msg_certrep(apr_pool_t *p, const scep_msg_t *req,
     add_string_attr(attrs, &n, nid_sender_nonce, V_ASN1_OCTET_STRING, nonce,
                     sizeof(nonce));
     if (req && req->transid.len) {
+        /* Echo it as it came: a UTF8String id is no PrintableString. */
         add_string_attr(attrs, &n, nid_transaction_id,
-                        V_ASN1_PRINTABLESTRING, req->transid.data,
-                        req->transid.len);
+                        req->transid_type ? req->transid_type
+                                          : V_ASN1_PRINTABLESTRING,
+                        req->transid.data, req->transid.len);
     }
     if (req && req->sender_nonce.len) {
         add_string_attr(attrs, &n, nid_recipient_nonce, V_ASN1_OCTET_STRING,

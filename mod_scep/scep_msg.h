@@ -91,6 +91,7 @@ typedef struct {
 typedef struct {
     scep_msgtype_e type;
     scep_bytes_t transid;          /* PrintableString content */
+    int transid_type;              /* its ASN.1 string type, echoed back */
     scep_bytes_t sender_nonce;     /* 16 bytes */
     scep_bytes_t recipient_nonce;  /* replies only; len 0 if absent */
     int has_status;                /* replies: pkiStatus present */

@@ -55,12 +55,14 @@ const char *scep_ra_load_certs(apr_pool_t *p, const char *file,
 {
     const char *err = NULL;
     STACK_OF(X509) *sk;
+    unsigned long e;
     X509 *x;
     BIO *b = open_file(p, file, &err);
 
     if (b == NULL) {
         return err;
     }
+    ERR_clear_error();
     sk = sk_X509_new_null();
     while (sk && (x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
         if (!sk_X509_push(sk, x)) {
@@ -69,8 +71,19 @@ const char *scep_ra_load_certs(apr_pool_t *p, const char *file,
         }
     }
     BIO_free(b);
-    /* Reading stops with "no start line" at the end of the file. */
+    /* Reading ends with "no start line" at the end of the file; any other
+     * error is a damaged certificate, which must not shorten a chain. */
+    e = ERR_peek_last_error();
     ERR_clear_error();
+    if (e && !(ERR_GET_LIB(e) == ERR_LIB_PEM
+               && ERR_GET_REASON(e) == PEM_R_NO_START_LINE)) {
+        int n = sk ? sk_X509_num(sk) + 1 : 1;
+        sk_X509_pop_free(sk, X509_free);
+        return apr_psprintf(p, "%s: certificate %d in the file is damaged "
+                            "(%s)", file, n,
+                            ERR_reason_error_string(e)
+                                ? ERR_reason_error_string(e) : "unreadable");
+    }
     if (sk == NULL || sk_X509_num(sk) == 0) {
         sk_X509_free(sk);
         return apr_psprintf(p, "%s: no PEM certificate in the file", file);
