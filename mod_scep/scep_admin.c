@@ -94,6 +94,17 @@ static const char *page(request_rec *r, const char *content)
                        "</H2>\r\n", content, "\r\n</BODY></HTML>\r\n", NULL);
 }
 
+/* NDES's sentence, which scrapers and people read. */
+static const char *validity_sentence(request_rec *r, apr_time_t secs)
+{
+    return secs % 60
+        ? apr_psprintf(r->pool, "This password can be used only once and "
+                       "will expire within %" APR_TIME_T_FMT " seconds.", secs)
+        : apr_psprintf(r->pool, "This password can be used only once and "
+                       "will expire within %" APR_TIME_T_FMT " minutes.",
+                       secs / 60);
+}
+
 static int send_json(request_rec *r, int status, const char *body)
 {
     r->status = status;
@@ -209,8 +220,6 @@ int scep_admin_handle(request_rec *r)
         "<P> %s </P>\r\n"
         "<P> Reload this page for another password: every enrollment "
         "needs its own. </P>", md5, pw,
-        expires ? apr_psprintf(r->pool, "This password can be used only "
-                               "once and will expire within %d minutes.",
-                               (int)apr_time_sec(svc.validity) / 60)
+        expires ? validity_sentence(r, apr_time_sec(svc.validity))
                 : "This password does not expire.")));
 }

@@ -101,7 +101,7 @@ const scep_challenge_provider_t *scep_conf_challenge(
     }
     svc->max = (apr_uint32_t)OR_DEFAULT(c->password_max,
                                         SCEP_DEFAULT_PASSWORD_MAX);
-    svc->validity = apr_time_from_sec(60 * (apr_time_t)OR_DEFAULT(
+    svc->validity = apr_time_from_sec((apr_time_t)OR_DEFAULT(
                         c->password_validity, SCEP_DEFAULT_PASSWORD_VALIDITY));
     svc->length = (apr_size_t)OR_DEFAULT(c->password_length,
                                          SCEP_DEFAULT_PASSWORD_LENGTH);
@@ -490,8 +490,24 @@ static const char *scep_cmd_SCEPPasswordMax(cmd_parms *cmd, void *dc,
 static const char *scep_cmd_SCEPPasswordValidity(cmd_parms *cmd, void *dc,
                                                  const char *arg)
 {
-    return set_int(cmd, &((scep_dir_conf_t *)dc)->password_validity, arg, 1,
-                   10080);
+    scep_dir_conf_t *c = dc;
+    apr_size_t n = strlen(arg);
+    const char *err;
+
+    /* Minutes as NDES counts them; "30s" for seconds (tests, kiosks). */
+    if (n > 1 && arg[n - 1] == 's') {
+        err = set_int(cmd, &c->password_validity,
+                      apr_pstrmemdup(cmd->pool, arg, n - 1), 5, 604800);
+        return err ? "SCEPPasswordValidity must be minutes (1 to 10080) or "
+                     "seconds with an s (5s to 604800s)" : NULL;
+    }
+    err = set_int(cmd, &c->password_validity, arg, 1, 10080);
+    if (err) {
+        return "SCEPPasswordValidity must be minutes (1 to 10080) or "
+               "seconds with an s (5s to 604800s)";
+    }
+    c->password_validity *= 60;
+    return NULL;
 }
 
 static const char *scep_cmd_SCEPPasswordLength(cmd_parms *cmd, void *dc,
@@ -591,7 +607,8 @@ const command_rec scep_cmds[] = {
                   "most outstanding one-time passwords (default 5)"),
     AP_INIT_TAKE1("SCEPPasswordValidity", scep_cmd_SCEPPasswordValidity, NULL,
                   SCEP_ANYWHERE,
-                  "minutes a one-time password stays valid (default 60)"),
+                  "minutes (or seconds, with an s) a one-time password "
+                  "stays valid (default 60)"),
     AP_INIT_TAKE1("SCEPPasswordLength", scep_cmd_SCEPPasswordLength, NULL,
                   SCEP_ANYWHERE,
                   "bytes of randomness in a password, shown as twice as "

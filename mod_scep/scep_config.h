@@ -14,7 +14,7 @@
 #define SCEP_UNSET (-1)
 #define SCEP_DEFAULT_MAX_REQUEST 65536
 #define SCEP_DEFAULT_PASSWORD_MAX 5          /* NDES PasswordMax */
-#define SCEP_DEFAULT_PASSWORD_VALIDITY 60    /* minutes, NDES */
+#define SCEP_DEFAULT_PASSWORD_VALIDITY 3600  /* seconds: NDES's 60 minutes */
 #define SCEP_DEFAULT_PASSWORD_LENGTH 8       /* bytes, NDES */
 
 /* The RA certificates a store gives for one CA, picked at startup. */
@@ -58,7 +58,7 @@ typedef struct {
     const EVP_MD *hash;                /* SCEPHashAlgorithm: reply default */
     const scep_challenge_provider_t *challenge; /* SCEPChallengeProvider */
     int password_max;                  /* SCEPPasswordMax */
-    int password_validity;             /* SCEPPasswordValidity, minutes */
+    int password_validity;             /* SCEPPasswordValidity, seconds */
     int password_length;               /* SCEPPasswordLength, bytes */
     int enforce_password;              /* SCEPEnforcePassword */
     const char *single_password_file;  /* SCEPSinglePasswordFile */
