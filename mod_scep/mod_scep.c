@@ -13,11 +13,13 @@
 #include <http_request.h>
 #include <ap_provider.h>
 
+#include <apr_dbd.h>
 #include <apr_hash.h>
 #include <apr_strings.h>
 
 #include "mod_scep.h"
 #include "scep_admin.h"
+#include "scep_ca_local.h"
 #include "scep_challenge.h"
 #include "scep_config.h"
 #include "scep_log.h"
@@ -35,6 +37,8 @@ static int scep_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
                      "cannot register the SCEP attribute OIDs");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
+    scep_config_pre_config();
+    apr_dbd_init(pconf);  /* the local CA's database drivers */
     if (scep_challenge_pre_config(pconf) != APR_SUCCESS) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -46,6 +50,31 @@ typedef struct {
     apr_pool_t *pconf;
     apr_hash_t *realms;     /* realm -> largest SCEPPasswordMax */
 } startup_t;
+
+/* The submission provider instances in use, for init and child_init. */
+typedef struct {
+    const scep_submit_provider_t *prov;
+    void *instance;
+} submit_use_t;
+
+static apr_array_header_t *submit_uses;
+
+static void note_submit_use(apr_pool_t *p, const scep_dir_conf_t *c)
+{
+    const scep_submit_provider_t *prov = scep_conf_submit(c);
+    submit_use_t *u;
+    int i;
+
+    for (i = 0; i < submit_uses->nelts; i++) {
+        u = &APR_ARRAY_IDX(submit_uses, i, submit_use_t);
+        if (u->prov == prov && u->instance == c->submit_instance) {
+            return;
+        }
+    }
+    u = apr_array_push(submit_uses);
+    u->prov = prov;
+    u->instance = c->submit_instance;
+}
 
 /* Check one effective configuration; a bad one stops httpd. */
 static int check_conf(startup_t *st, server_rec *s, scep_dir_conf_t *c,
@@ -64,6 +93,13 @@ static int check_conf(startup_t *st, server_rec *s, scep_dir_conf_t *c,
     if (c->ca == NULL) {
         return 1;
     }
+    if (scep_conf_submit(c) == &scep_submit_local && c->localca_key
+        && (why = scep_ca_local_startup(st->pconf, s, c)) != NULL) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, SCEPLOGNO(00010)
+                     "the local CA in %s cannot start: %s", where, why);
+        return 0;
+    }
+    note_submit_use(st->pconf, c);
     scep_conf_challenge(c, &svc);
     if (!svc.enforce) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, SCEPLOGNO(00006)
@@ -138,10 +174,12 @@ static int scep_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     apr_uint32_t capacity = 0;
     apr_hash_index_t *hi;
     server_rec *s;
+    int i;
 
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
         return OK;
     }
+    submit_uses = apr_array_make(pconf, 2, sizeof(submit_use_t));
     for (s = main_s; s; s = s->next) {
         core_server_config *core =
             ap_get_core_module_config(s->module_config);
@@ -166,6 +204,18 @@ static int scep_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                                  capacity ? capacity : 1) != APR_SUCCESS) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
+    for (i = 0; i < submit_uses->nelts; i++) {
+        submit_use_t *u = &APR_ARRAY_IDX(submit_uses, i, submit_use_t);
+        apr_status_t rv;
+        if (u->prov && u->prov->init
+            && (rv = u->prov->init(u->instance, pconf, ptemp, main_s))
+                   != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, rv, main_s, SCEPLOGNO(00013)
+                         "submission provider %s failed to start",
+                         u->prov->name);
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
     return OK;
 }
 
@@ -174,6 +224,16 @@ static void scep_child_init(apr_pool_t *p, server_rec *s)
     apr_array_header_t *names = ap_list_provider_names(
         p, SCEP_CHALLENGE_PROVIDER_GROUP, SCEP_CHALLENGE_PROVIDER_VERSION);
     int i;
+
+    for (i = 0; submit_uses && i < submit_uses->nelts; i++) {
+        submit_use_t *u = &APR_ARRAY_IDX(submit_uses, i, submit_use_t);
+        if (u->prov && u->prov->child_init
+            && u->prov->child_init(u->instance, p, s) != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, SCEPLOGNO(00012)
+                         "submission provider %s: child setup failed",
+                         u->prov->name);
+        }
+    }
 
     for (i = 0; i < names->nelts; i++) {
         const scep_challenge_provider_t *prov = ap_lookup_provider(
@@ -236,6 +296,8 @@ static void scep_register_hooks(apr_pool_t *p)
     ap_register_provider(p, SCEP_CHALLENGE_PROVIDER_GROUP, "single",
                          SCEP_CHALLENGE_PROVIDER_VERSION,
                          &scep_challenge_single);
+    ap_register_provider(p, SCEP_SUBMIT_PROVIDER_GROUP, "local",
+                         SCEP_SUBMIT_PROVIDER_VERSION, &scep_submit_local);
     APR_REGISTER_OPTIONAL_FN(scep_challenge_for_request);
     ap_hook_pre_config(scep_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(scep_post_config, NULL, NULL, APR_HOOK_MIDDLE);

@@ -21,6 +21,7 @@
 #include <httpd.h>
 #include <apr_optional.h>
 #include <apr_time.h>
+#include <openssl/x509.h>
 
 /** Version of this header's interface. */
 #define MOD_SCEP_VERSION "0.2.0"
@@ -114,5 +115,93 @@ APR_DECLARE_OPTIONAL_FN(const scep_challenge_provider_t *,
                         scep_challenge_for_request,
                         (request_rec *r,
                          const scep_challenge_service_t **svc));
+
+/* ------------------------------------------------------------------ */
+/* Submission providers: how the RA hands a request to a CA.           */
+
+#define SCEP_SUBMIT_PROVIDER_GROUP "scep_submit"
+#define SCEP_SUBMIT_PROVIDER_VERSION "1"
+
+/** The CA's answer. */
+typedef enum {
+    SCEP_SUBMIT_ISSUED = 0,  /**< certs holds the certificate, leaf first */
+    SCEP_SUBMIT_PENDING,     /**< held for approval; request_id says which */
+    SCEP_SUBMIT_REJECTED     /**< fail_info and reason say why */
+} scep_submit_status_e;
+
+/** What the RA hands the CA. */
+typedef struct {
+    /** The device's PKCS#10, DER. */
+    const unsigned char *csr;
+    apr_size_t csr_len;
+    /** The same PKCS#10 in a CMS SignedData signed by the RA signing key
+     *  with SCEPHashAlgorithm: what an enrollment agent sends a CA. */
+    const unsigned char *ra_request;
+    apr_size_t ra_request_len;
+    /** The template the request's KeyUsage picked. */
+    const char *template_name;
+    /** The SCEP transactionID (printable). */
+    const char *transaction_id;
+    /** The administrator who issued the challenge, or NULL. */
+    const char *requester;
+    /** The device's address. */
+    const char *client_ip;
+    /** The signer of a renewal request, NULL for an initial enrollment. */
+    X509 *renewal_signer;
+} scep_submit_request_t;
+
+/** The CA's answer in detail. */
+typedef struct {
+    scep_submit_status_e status;
+    STACK_OF(X509) *certs;       /**< ISSUED: the certificate, then chain */
+    const char *request_id;      /**< PENDING: the CA's id of the request */
+    int fail_info;               /**< REJECTED: RFC 8894 failInfo */
+    const char *reason;          /**< REJECTED: for the log, not the client */
+} scep_submit_result_t;
+
+/**
+ * A submission provider.  Functions return APR_SUCCESS with *res filled,
+ * or an error when the CA could not be asked (the device then gets
+ * PENDING or FAILURE as the RA decides; the error is logged).
+ * Idempotency is the provider's: a request resent with the same
+ * transactionID and key must get the same answer, never a second
+ * certificate.
+ */
+typedef struct scep_submit_provider_t {
+    /** Name, as given to SCEPProvider. */
+    const char *name;
+
+    /** Configuration time: make an instance from SCEPProvider's further
+     *  arguments.  Return an error text, or NULL. */
+    const char *(*create)(void **instance, apr_pool_t *p, server_rec *s,
+                          int argc, char *const argv[]);
+
+    /** Startup in the parent (every configuration load). */
+    apr_status_t (*init)(void *instance, apr_pool_t *pconf,
+                         apr_pool_t *ptemp, server_rec *s);
+
+    /** In each child, before requests. */
+    apr_status_t (*child_init)(void *instance, apr_pool_t *p, server_rec *s);
+
+    /** Submit a certificate request. */
+    apr_status_t (*submit)(void *instance, request_rec *r,
+                           const scep_submit_request_t *req,
+                           scep_submit_result_t *res);
+
+    /** A device polls a pending request (CertPoll); may be NULL. */
+    apr_status_t (*poll)(void *instance, request_rec *r,
+                         const char *transaction_id, X509_NAME *subject,
+                         scep_submit_result_t *res);
+
+    /** GetCert: a certificate by issuer and serial; may be NULL. */
+    apr_status_t (*get_cert)(void *instance, request_rec *r,
+                             X509_NAME *issuer, const ASN1_INTEGER *serial,
+                             scep_submit_result_t *res);
+
+    /** GetCRL: the CRL for a certificate's issuer; may be NULL. */
+    apr_status_t (*get_crl)(void *instance, request_rec *r,
+                            X509_NAME *issuer, const ASN1_INTEGER *serial,
+                            X509_CRL **crl);
+} scep_submit_provider_t;
 
 #endif /* MOD_SCEP_H */

@@ -10,6 +10,7 @@
 #include <ap_provider.h>
 
 #include <openssl/evp.h>
+#include <openssl/x509v3.h>
 
 #include "scep_challenge.h"
 #include "scep_config.h"
@@ -65,6 +66,20 @@ void *scep_config_merge_dir(apr_pool_t *p, void *basev, void *addv)
     MERGE_PTR(single_password_file);
     MERGE_VAL(admin_allow_http);
     MERGE_VAL(admin_utf8);
+    if (add->submit) {
+        c->submit = add->submit;
+        c->submit_instance = add->submit_instance;
+    }
+    else {
+        c->submit = base->submit;
+        c->submit_instance = base->submit_instance;
+    }
+    MERGE_PTR(localca_key);
+    MERGE_PTR(localca_cert);
+    MERGE_PTR(localca_db);
+    MERGE_PTR(template_sig);
+    MERGE_PTR(template_enc);
+    MERGE_PTR(template_general);
     return c;
 }
 
@@ -109,10 +124,48 @@ const scep_challenge_provider_t *scep_conf_challenge(
     return prov;
 }
 
+const scep_submit_provider_t *scep_conf_submit(const scep_dir_conf_t *c)
+{
+    return c->submit ? c->submit
+                     : ap_lookup_provider(SCEP_SUBMIT_PROVIDER_GROUP, "local",
+                                          SCEP_SUBMIT_PROVIDER_VERSION);
+}
+
+/* Templates defined with SCEPTemplate; reset with each configuration. */
+static apr_array_header_t *custom_templates;
+
+const scep_template_t *scep_conf_template(const scep_dir_conf_t *c, int ku)
+{
+    const char *name;
+    int bits = ku < 0 ? 0 : (ku & 0xa0), i;
+
+    /* NDES: signature only, encryption only, or both (or none). */
+    name = bits == 0x80   ? c->template_sig
+           : bits == 0x20 ? c->template_enc
+                          : c->template_general;
+    if (name == NULL) {
+        name = scep_ca_builtin_templates[0].name;
+    }
+    for (i = 0; custom_templates && i < custom_templates->nelts; i++) {
+        const scep_template_t *t =
+            &APR_ARRAY_IDX(custom_templates, i, scep_template_t);
+        if (!strcmp(t->name, name)) {
+            return t;
+        }
+    }
+    for (i = 0; scep_ca_builtin_templates[i].name; i++) {
+        if (!strcmp(scep_ca_builtin_templates[i].name, name)) {
+            return &scep_ca_builtin_templates[i];
+        }
+    }
+    return NULL;
+}
+
 int scep_conf_is_set(const scep_dir_conf_t *c)
 {
     return c->ca || c->next_ca || c->ra_sign_cert || c->ra_sign_key
-           || c->ra_enc_cert || c->ra_enc_key || c->store;
+           || c->ra_enc_cert || c->ra_enc_key || c->store || c->localca_key
+           || c->localca_cert || c->submit;
 }
 
 static const scep_store_pick_t *store_pick(const scep_dir_conf_t *c)
@@ -234,6 +287,20 @@ const char *scep_conf_check(apr_pool_t *p, server_rec *s, scep_dir_conf_t *c)
     }
     if (c->store && (why = pick_from_store(p, c)) != NULL) {
         return why;
+    }
+    {
+        static const int kinds[] = { 0x80, 0x20, 0xa0 };
+        int i;
+        for (i = 0; i < 3; i++) {
+            if (!scep_conf_template(c, kinds[i])) {
+                return apr_psprintf(p, "unknown certificate template in "
+                                    "SCEP%sTemplate (define it with "
+                                    "SCEPTemplate)",
+                                    i == 0 ? "Signature"
+                                    : i == 1 ? "Encryption"
+                                             : "GeneralPurpose");
+            }
+        }
     }
     warn_expiry(p, s, sk_X509_value(c->ca->certs, 0), "CA", c->ca->file, 0);
     if (!scep_conf_ra(c, &ids)) {
@@ -561,6 +628,151 @@ static const char *scep_cmd_SCEPAdminEncoding(cmd_parms *cmd, void *dc,
     return NULL;
 }
 
+static const char *scep_cmd_SCEPProvider(cmd_parms *cmd, void *dc, int argc,
+                                         char *const argv[])
+{
+    scep_dir_conf_t *c = dc;
+
+    if (argc < 1) {
+        return "SCEPProvider needs a provider name";
+    }
+    c->submit = ap_lookup_provider(SCEP_SUBMIT_PROVIDER_GROUP, argv[0],
+                                   SCEP_SUBMIT_PROVIDER_VERSION);
+    if (c->submit == NULL) {
+        apr_array_header_t *names = ap_list_provider_names(
+            cmd->pool, SCEP_SUBMIT_PROVIDER_GROUP,
+            SCEP_SUBMIT_PROVIDER_VERSION);
+        const char *list = "";
+        int i;
+        for (i = 0; i < names->nelts; i++) {
+            list = apr_pstrcat(cmd->pool, list, i ? ", " : "",
+                               APR_ARRAY_IDX(names, i, ap_list_provider_names_t)
+                                   .provider_name, NULL);
+        }
+        return apr_psprintf(cmd->pool, "SCEPProvider: unknown provider '%s' "
+                            "(known: %s)", argv[0], list);
+    }
+    c->submit_instance = NULL;
+    return c->submit->create
+               ? c->submit->create(&c->submit_instance, cmd->pool,
+                                   cmd->server, argc - 1, argv + 1)
+               : NULL;
+}
+
+static const char *scep_cmd_SCEPLocalCAKeyFile(cmd_parms *cmd, void *dc,
+                                               const char *arg)
+{
+    return load_keyfile(cmd, arg, &((scep_dir_conf_t *)dc)->localca_key);
+}
+
+static const char *scep_cmd_SCEPLocalCACertificateFile(cmd_parms *cmd,
+                                                       void *dc,
+                                                       const char *arg)
+{
+    return load_certfile(cmd, arg, &((scep_dir_conf_t *)dc)->localca_cert);
+}
+
+static const char *scep_cmd_SCEPLocalCADatabase(cmd_parms *cmd, void *dc,
+                                                const char *arg)
+{
+    if (!strchr(arg, ':')) {
+        return "SCEPLocalCADatabase must be driver:parameters, e.g. "
+               "sqlite3:/var/lib/mod_scep/ca.db";
+    }
+    ((scep_dir_conf_t *)dc)->localca_db = arg;
+    return NULL;
+}
+
+static const char *scep_cmd_template_choice(cmd_parms *cmd, void *dc,
+                                            const char *arg)
+{
+    scep_dir_conf_t *c = dc;
+    const char *which = cmd->cmd->cmd_data;
+
+    if (*which == 's') {
+        c->template_sig = arg;
+    }
+    else if (*which == 'e') {
+        c->template_enc = arg;
+    }
+    else {
+        c->template_general = arg;
+    }
+    return NULL;
+}
+
+static const char *scep_cmd_SCEPTemplate(cmd_parms *cmd, void *dc, int argc,
+                                         char *const argv[])
+{
+    scep_template_t *t;
+    int i;
+
+    if (argc < 1) {
+        return "SCEPTemplate needs a name";
+    }
+    if (custom_templates == NULL) {
+        custom_templates = apr_array_make(cmd->pool, 4,
+                                          sizeof(scep_template_t));
+    }
+    t = apr_array_push(custom_templates);
+    t->name = argv[0];
+    t->validity_days = 365;
+    t->key_usage = 0;
+    t->eku = NULL;
+    for (i = 1; i < argc; i++) {
+        const char *v = strchr(argv[i], '=');
+        if (v == NULL) {
+            return apr_psprintf(cmd->pool, "SCEPTemplate %s: '%s' is not "
+                                "key=value", argv[0], argv[i]);
+        }
+        v++;
+        if (!strncmp(argv[i], "days=", 5)) {
+            t->validity_days = atoi(v);
+            if (t->validity_days < 1 || t->validity_days > 36500) {
+                return "SCEPTemplate: days must be 1 to 36500";
+            }
+        }
+        else if (!strncmp(argv[i], "keyusage=", 9)) {
+            char *list = apr_pstrdup(cmd->pool, v), *tok, *last;
+            for (tok = apr_strtok(list, ",", &last); tok;
+                 tok = apr_strtok(NULL, ",", &last)) {
+                if (!strcmp(tok, "digitalSignature")) {
+                    t->key_usage |= KU_DIGITAL_SIGNATURE;
+                }
+                else if (!strcmp(tok, "nonRepudiation")) {
+                    t->key_usage |= KU_NON_REPUDIATION;
+                }
+                else if (!strcmp(tok, "keyEncipherment")) {
+                    t->key_usage |= KU_KEY_ENCIPHERMENT;
+                }
+                else if (!strcmp(tok, "dataEncipherment")) {
+                    t->key_usage |= KU_DATA_ENCIPHERMENT;
+                }
+                else if (!strcmp(tok, "keyAgreement")) {
+                    t->key_usage |= KU_KEY_AGREEMENT;
+                }
+                else {
+                    return apr_psprintf(cmd->pool, "SCEPTemplate: unknown "
+                                        "keyusage %s", tok);
+                }
+            }
+        }
+        else if (!strncmp(argv[i], "eku=", 4)) {
+            t->eku = v;
+        }
+        else {
+            return apr_psprintf(cmd->pool, "SCEPTemplate %s: unknown "
+                                "setting '%s'", argv[0], argv[i]);
+        }
+    }
+    return NULL;
+}
+
+void scep_config_pre_config(void)
+{
+    custom_templates = NULL;
+}
+
 #define SCEP_ANYWHERE (RSRC_CONF | ACCESS_CONF)
 
 const command_rec scep_cmds[] = {
@@ -628,6 +840,32 @@ const command_rec scep_cmds[] = {
                  SCEP_ANYWHERE,
                  "let the admin page hand out passwords over plain HTTP "
                  "(default Off)"),
+    AP_INIT_TAKE_ARGV("SCEPProvider", scep_cmd_SCEPProvider, NULL,
+                      SCEP_ANYWHERE,
+                      "the CA requests go to: local (default) or a provider "
+                      "module's name, then its arguments"),
+    AP_INIT_TAKE1("SCEPLocalCAKeyFile", scep_cmd_SCEPLocalCAKeyFile, NULL,
+                  SCEP_ANYWHERE, "PEM private key of the embedded CA"),
+    AP_INIT_TAKE1("SCEPLocalCACertificateFile",
+                  scep_cmd_SCEPLocalCACertificateFile, NULL, SCEP_ANYWHERE,
+                  "the embedded CA's certificate, if not "
+                  "SCEPCACertificateFile's first"),
+    AP_INIT_TAKE1("SCEPLocalCADatabase", scep_cmd_SCEPLocalCADatabase, NULL,
+                  SCEP_ANYWHERE,
+                  "apr_dbd driver:parameters of the embedded CA's database "
+                  "(default sqlite3 in the state directory)"),
+    AP_INIT_TAKE1("SCEPSignatureTemplate", scep_cmd_template_choice,
+                  (void *)"s", SCEP_ANYWHERE,
+                  "template for requests with KeyUsage digitalSignature only"),
+    AP_INIT_TAKE1("SCEPEncryptionTemplate", scep_cmd_template_choice,
+                  (void *)"e", SCEP_ANYWHERE,
+                  "template for requests with KeyUsage keyEncipherment only"),
+    AP_INIT_TAKE1("SCEPGeneralPurposeTemplate", scep_cmd_template_choice,
+                  (void *)"g", SCEP_ANYWHERE,
+                  "template for requests with both KeyUsages or none"),
+    AP_INIT_TAKE_ARGV("SCEPTemplate", scep_cmd_SCEPTemplate, NULL, RSRC_CONF,
+                      "define a template: name [days=N] [keyusage=a,b] "
+                      "[eku=x,y]"),
     AP_INIT_TAKE1("SCEPAdminEncoding", scep_cmd_SCEPAdminEncoding, NULL,
                   SCEP_ANYWHERE,
                   "encoding of the admin HTML page: UTF-16LE (default, as "

@@ -9,6 +9,7 @@
 #include <openssl/x509.h>
 
 #include "mod_scep.h"
+#include "scep_ca.h"
 #include "scep_ra.h"
 
 #define SCEP_UNSET (-1)
@@ -44,7 +45,7 @@ typedef struct {
 } scep_keyfile_t;
 
 /* Per-directory (and per-server default) configuration. */
-typedef struct {
+typedef struct scep_dir_conf_t {
     scep_certfile_t *ca;               /* SCEPCACertificateFile: CA, chain */
     scep_certfile_t *next_ca;          /* SCEPNextCACertificateFile */
     scep_certfile_t *ra_sign_cert;     /* SCEPRASigningCertificateFile */
@@ -64,6 +65,14 @@ typedef struct {
     const char *single_password_file;  /* SCEPSinglePasswordFile */
     int admin_allow_http;              /* SCEPAdminAllowHTTP */
     int admin_utf8;                    /* SCEPAdminEncoding UTF-8 */
+    const scep_submit_provider_t *submit; /* SCEPProvider (default local) */
+    void *submit_instance;             /* what its create() made */
+    scep_keyfile_t *localca_key;       /* SCEPLocalCAKeyFile */
+    scep_certfile_t *localca_cert;     /* SCEPLocalCACertificateFile */
+    const char *localca_db;            /* SCEPLocalCADatabase driver:params */
+    const char *template_sig;          /* SCEPSignatureTemplate */
+    const char *template_enc;          /* SCEPEncryptionTemplate */
+    const char *template_general;      /* SCEPGeneralPurposeTemplate */
 } scep_dir_conf_t;
 
 /* The RA identity in effect for a configuration. */
@@ -77,6 +86,7 @@ typedef struct {
 extern const command_rec scep_cmds[];
 
 void *scep_config_create_dir(apr_pool_t *p, char *dir);
+void scep_config_pre_config(void);
 void *scep_config_merge_dir(apr_pool_t *p, void *basev, void *addv);
 
 /* Effective values (defaults applied). */
@@ -87,6 +97,12 @@ const EVP_MD *scep_conf_hash(const scep_dir_conf_t *c);
 /* The challenge provider (default "cache") and the service it serves. */
 const scep_challenge_provider_t *scep_conf_challenge(
     const scep_dir_conf_t *c, scep_challenge_service_t *svc);
+
+/* The submission provider (default "local"). */
+const scep_submit_provider_t *scep_conf_submit(const scep_dir_conf_t *c);
+
+/* The template for a request's KeyUsage (ku < 0: none). */
+const scep_template_t *scep_conf_template(const scep_dir_conf_t *c, int ku);
 
 /* Is any SCEP directive set in this configuration? */
 int scep_conf_is_set(const scep_dir_conf_t *c);

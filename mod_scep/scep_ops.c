@@ -25,8 +25,8 @@ APLOG_USE_MODULE(scep);
 
 /* The raw (still percent-encoded) value of a query parameter; NULL if
  * absent.  The raw form matters: base64 '+' must not become a space. */
-static const char *query_param(request_rec *r, const char *name,
-                               apr_size_t *rawlen)
+const char *scep_ops_query_param(request_rec *r, const char *name,
+                                 apr_size_t *rawlen)
 {
     const char *q = r->args;
     apr_size_t n = strlen(name);
@@ -199,9 +199,7 @@ static int pki_operation(request_rec *r, const scep_dir_conf_t *c)
             return HTTP_REQUEST_ENTITY_TOO_LARGE;
         }
     }
-    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, SCEPLOGNO(00020)
-                  "PKIOperation is not served by this version of mod_scep");
-    return HTTP_NOT_IMPLEMENTED;
+    return scep_pkiop_handle(r, c);
 }
 
 int scep_ops_handle(request_rec *r)
@@ -219,8 +217,8 @@ int scep_ops_handle(request_rec *r)
         { "PKIOperation", pki_operation, 1 },
     };
     apr_size_t oplen = 0, msglen = 0;
-    const char *op = query_param(r, "operation", &oplen);
-    const char *msg = query_param(r, "message", &msglen);
+    const char *op = scep_ops_query_param(r, "operation", &oplen);
+    const char *msg = scep_ops_query_param(r, "message", &msglen);
     apr_off_t max = scep_conf_max_request(c);
     size_t i;
 

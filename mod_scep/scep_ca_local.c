@@ -1,0 +1,400 @@
+/* Licensed under the Apache License, Version 2.0; see LICENSE. */
+
+/*
+ * Submission provider "local": the embedded CA.  Certificates are made by
+ * scep_ca.c; every one is recorded in the CA's database (apr_dbd, SQLite
+ * by default) before the reply goes out, and a request resent with the
+ * same transactionID and key gets the recorded certificate back
+ * (RFC 8894 3.3.1), never a second one.
+ */
+
+#include <unistd.h>
+
+#include <apr_dbd.h>
+#include <apr_file_info.h>
+#include <apr_hash.h>
+#include <apr_strings.h>
+#include <apr_thread_mutex.h>
+
+#include <httpd.h>
+#include <http_config.h>
+#include <http_log.h>
+#include <mpm_common.h>
+#include <unixd.h>
+
+#include <openssl/pem.h>
+
+#include "mod_scep.h"
+#include "scep_ca.h"
+#include "scep_ca_local.h"
+#include "scep_config.h"
+#include "scep_log.h"
+
+APLOG_USE_MODULE(scep);
+
+#ifndef SCEP_STATE_DIR
+#define SCEP_STATE_DIR "/var/lib/mod_scep"
+#endif
+
+static const char *const schema =
+    "CREATE TABLE IF NOT EXISTS scep_issued ("
+    " serial TEXT PRIMARY KEY,"      /* hex */
+    " transid TEXT NOT NULL,"        /* SHA-256 of the transactionID */
+    " keyid TEXT NOT NULL,"          /* SHA-256 of the request's key */
+    " subject TEXT NOT NULL,"
+    " template TEXT NOT NULL,"
+    " requester TEXT,"
+    " client TEXT,"
+    " issued TEXT NOT NULL,"
+    " not_after TEXT NOT NULL,"
+    " cert TEXT NOT NULL,"           /* PEM */
+    " UNIQUE (transid, keyid))";
+
+/* One connection per database per process; apr_dbd handles are not
+ * thread-safe, so requests take turns. */
+typedef struct {
+    const apr_dbd_driver_t *driver;
+    apr_dbd_t *handle;
+    apr_thread_mutex_t *mutex;
+} db_conn_t;
+
+static apr_pool_t *child_pool;
+
+static apr_status_t free_x509(void *d)
+{
+    X509_free(d);
+    return APR_SUCCESS;
+}
+
+static apr_status_t free_req(void *d)
+{
+    X509_REQ_free(d);
+    return APR_SUCCESS;
+}
+
+/* The stack only: its certificates are owned elsewhere. */
+static apr_status_t free_stack(void *d)
+{
+    sk_X509_free(d);
+    return APR_SUCCESS;
+}
+static apr_hash_t *conns;
+static apr_thread_mutex_t *conns_mutex;
+
+const char *scep_ca_local_db(apr_pool_t *p, const scep_dir_conf_t *c)
+{
+    const unsigned char *realm;
+    char hex[17];
+    int i;
+
+    if (c->localca_db) {
+        return c->localca_db;
+    }
+    realm = c->localca_cert ? c->localca_cert->realm : c->ca->realm;
+    for (i = 0; i < 8; i++) {
+        apr_snprintf(hex + 2 * i, 3, "%02x", realm[i]);
+    }
+    return apr_psprintf(p, "sqlite3:%s/ca-%s.db", SCEP_STATE_DIR, hex);
+}
+
+static X509 *ca_cert(const scep_dir_conf_t *c)
+{
+    return sk_X509_value(c->localca_cert ? c->localca_cert->certs
+                                         : c->ca->certs, 0);
+}
+
+static const char *open_db(apr_pool_t *p, const char *spec,
+                           const apr_dbd_driver_t **driver, apr_dbd_t **h)
+{
+    const char *params = strchr(spec, ':') + 1;
+    const char *name = apr_pstrmemdup(p, spec, params - spec - 1);
+    const char *err = NULL;
+    apr_status_t rv;
+
+    rv = apr_dbd_get_driver(p, name, driver);
+    if (rv != APR_SUCCESS) {
+        return apr_psprintf(p, "apr_dbd driver '%s' is not available "
+                            "(Debian: libaprutil1-dbd-%s)", name, name);
+    }
+    rv = apr_dbd_open_ex(*driver, p, params, h, &err);
+    if (rv != APR_SUCCESS) {
+        return apr_psprintf(p, "cannot open database %s: %s", spec,
+                            err ? err : "unknown error");
+    }
+    return NULL;
+}
+
+/* Startup, as root: check the CA key and create the database, owned by
+ * the user the children run as. */
+const char *scep_ca_local_startup(apr_pool_t *p, server_rec *s,
+                                  const scep_dir_conf_t *c)
+{
+    const apr_dbd_driver_t *driver;
+    const char *spec, *err;
+    apr_dbd_t *h;
+    int rows;
+
+    if (c->localca_key == NULL) {
+        return "the local CA needs SCEPLocalCAKeyFile";
+    }
+    if (X509_check_private_key(ca_cert(c), c->localca_key->key) != 1) {
+        return apr_psprintf(p, "%s: the key does not belong to the CA "
+                            "certificate", c->localca_key->file);
+    }
+    spec = scep_ca_local_db(p, c);
+    if (!strncmp(spec, "sqlite3:", 8)) {
+        char *dir = ap_make_dirstr_parent(p, spec + 8);
+        apr_dir_make_recursive(dir, APR_FPROT_UREAD | APR_FPROT_UWRITE
+                                        | APR_FPROT_UEXECUTE, p);
+        if (geteuid() == 0) {
+            /* SQLite writes its journal beside the file. */
+            if (chown(dir, ap_unixd_config.user_id, -1) != 0) {
+                return apr_psprintf(p, "cannot give %s to the httpd user",
+                                    dir);
+            }
+        }
+    }
+    err = open_db(p, spec, &driver, &h);
+    if (err) {
+        return err;
+    }
+    if (apr_dbd_query(driver, h, &rows, schema) != 0) {
+        err = apr_psprintf(p, "cannot create the table in %s: %s", spec,
+                           apr_dbd_error(driver, h, 0));
+    }
+    apr_dbd_close(driver, h);
+    if (!err && !strncmp(spec, "sqlite3:", 8) && geteuid() == 0
+        && chown(spec + 8, ap_unixd_config.user_id, -1) != 0) {
+        err = apr_psprintf(p, "cannot give %s to the httpd user", spec + 8);
+    }
+    return err;
+}
+
+static apr_status_t local_child_init(void *instance, apr_pool_t *p,
+                                     server_rec *s)
+{
+    child_pool = p;
+    conns = apr_hash_make(p);
+    return apr_thread_mutex_create(&conns_mutex, APR_THREAD_MUTEX_DEFAULT, p);
+}
+
+static db_conn_t *connection(request_rec *r, const char *spec)
+{
+    db_conn_t *conn;
+    const char *err;
+
+    apr_thread_mutex_lock(conns_mutex);
+    conn = apr_hash_get(conns, spec, APR_HASH_KEY_STRING);
+    if (conn == NULL) {
+        conn = apr_pcalloc(child_pool, sizeof(*conn));
+        err = open_db(child_pool, spec, &conn->driver, &conn->handle);
+        if (err) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(00060)
+                          "local CA: %s", err);
+            conn = NULL;
+        }
+        else {
+            int rows;
+            /* Several processes write: wait for each other's locks. */
+            if (!strncmp(spec, "sqlite3:", 8)) {
+                apr_dbd_query(conn->driver, conn->handle, &rows,
+                              "PRAGMA busy_timeout = 10000");
+            }
+            apr_thread_mutex_create(&conn->mutex, APR_THREAD_MUTEX_DEFAULT,
+                                    child_pool);
+            apr_hash_set(conns, apr_pstrdup(child_pool, spec),
+                         APR_HASH_KEY_STRING, conn);
+        }
+    }
+    apr_thread_mutex_unlock(conns_mutex);
+    return conn;
+}
+
+/* The certificate recorded for this transaction and key, if any. */
+static X509 *recorded(request_rec *r, db_conn_t *db, const char *transid,
+                      const char *keyid)
+{
+    apr_dbd_prepared_t *stmt;
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    const char *pem;
+    X509 *x = NULL;
+    BIO *b;
+
+    if (apr_dbd_prepare(db->driver, r->pool, db->handle,
+                        "SELECT cert FROM scep_issued WHERE transid = %s "
+                        "AND keyid = %s", NULL, &stmt) != 0
+        || apr_dbd_pvselect(db->driver, r->pool, db->handle, &res, stmt, 0,
+                            transid, keyid) != 0) {
+        return NULL;
+    }
+    if (apr_dbd_get_row(db->driver, r->pool, res, &row, -1) == 0
+        && (pem = apr_dbd_get_entry(db->driver, row, 0)) != NULL) {
+        b = BIO_new_mem_buf(pem, -1);
+        x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+        BIO_free(b);
+        /* Read the rest so the statement is finished. */
+        while (apr_dbd_get_row(db->driver, r->pool, res, &row, -1) == 0) {
+        }
+    }
+    if (x) {
+        apr_pool_cleanup_register(r->pool, x, free_x509,
+                                  apr_pool_cleanup_null);
+    }
+    return x;
+}
+
+static const char *pem_of(apr_pool_t *p, X509 *x)
+{
+    BIO *b = BIO_new(BIO_s_mem());
+    const char *s = NULL;
+    char *data;
+    long n;
+
+    if (b && PEM_write_bio_X509(b, x) && (n = BIO_get_mem_data(b, &data)) > 0) {
+        s = apr_pstrmemdup(p, data, (apr_size_t)n);
+    }
+    BIO_free(b);
+    return s;
+}
+
+static const char *asn1_time_text(apr_pool_t *p, const ASN1_TIME *t)
+{
+    struct tm tm;
+
+    if (!ASN1_TIME_to_tm(t, &tm)) {
+        return "?";
+    }
+    return apr_psprintf(p, "%04d-%02d-%02dT%02d:%02d:%02dZ",
+                        tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                        tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+static int record(request_rec *r, db_conn_t *db, X509 *x,
+                  const char *transid, const char *keyid,
+                  const scep_submit_request_t *req)
+{
+    apr_dbd_prepared_t *stmt;
+    int rows = 0;
+
+    if (apr_dbd_prepare(db->driver, r->pool, db->handle,
+                        "INSERT INTO scep_issued (serial, transid, keyid, "
+                        "subject, template, requester, client, issued, "
+                        "not_after, cert) VALUES (%s, %s, %s, %s, %s, %s, "
+                        "%s, %s, %s, %s)", NULL, &stmt) != 0) {
+        return 0;
+    }
+    return apr_dbd_pvquery(db->driver, r->pool, db->handle, &rows, stmt,
+                           scep_ca_serial_hex(r->pool, x), transid, keyid,
+                           scep_ra_subject(r->pool, x), req->template_name,
+                           req->requester ? req->requester : "",
+                           req->client_ip ? req->client_ip : "",
+                           asn1_time_text(r->pool, X509_get0_notBefore(x)),
+                           asn1_time_text(r->pool, X509_get0_notAfter(x)),
+                           pem_of(r->pool, x)) == 0
+           && rows == 1;
+}
+
+static void issued(scep_submit_result_t *res, apr_pool_t *p, X509 *x,
+                   const scep_dir_conf_t *c)
+{
+    STACK_OF(X509) *chain = c->localca_cert ? c->localca_cert->certs
+                                            : c->ca->certs;
+    int i;
+
+    res->status = SCEP_SUBMIT_ISSUED;
+    res->certs = sk_X509_new_null();
+    apr_pool_cleanup_register(p, res->certs, free_stack,
+                              apr_pool_cleanup_null);
+    sk_X509_push(res->certs, x);
+    for (i = 0; i < sk_X509_num(chain); i++) {
+        sk_X509_push(res->certs, sk_X509_value(chain, i));
+    }
+}
+
+static apr_status_t local_submit(void *instance, request_rec *r,
+                                 const scep_submit_request_t *req,
+                                 scep_submit_result_t *res)
+{
+    const scep_dir_conf_t *c =
+        ap_get_module_config(r->per_dir_config, &scep_module);
+    const unsigned char *in = req->csr;
+    const scep_template_t *t;
+    const char *transid, *keyid, *why;
+    unsigned char *spki = NULL;
+    X509_REQ *csr;
+    X509 *x = NULL;
+    db_conn_t *db;
+    int n, attempt;
+
+    memset(res, 0, sizeof(*res));
+    csr = d2i_X509_REQ(NULL, &in, (long)req->csr_len);
+    if (csr == NULL || c->localca_key == NULL) {
+        X509_REQ_free(csr);
+        return APR_EINVAL;
+    }
+    apr_pool_cleanup_register(r->pool, csr, free_req, apr_pool_cleanup_null);
+    t = scep_conf_template(c, scep_ca_request_key_usage(csr));
+    if (t == NULL || strcmp(t->name, req->template_name)) {
+        t = scep_conf_template(c, -1);
+    }
+    db = connection(r, scep_ca_local_db(r->pool, c));
+    if (db == NULL) {
+        return APR_EGENERAL;
+    }
+    n = i2d_PUBKEY(X509_REQ_get0_pubkey(csr), &spki);
+    if (n <= 0) {
+        return APR_EINVAL;
+    }
+    keyid = scep_ca_sha256_hex(r->pool, spki, (apr_size_t)n);
+    OPENSSL_free(spki);
+    transid = scep_ca_sha256_hex(r->pool, req->transaction_id,
+                                 strlen(req->transaction_id));
+
+    apr_thread_mutex_lock(db->mutex);
+    for (attempt = 0; attempt < 3; attempt++) {
+        X509 *again = recorded(r, db, transid, keyid);
+        if (again) {
+            /* The same request again: the same certificate. */
+            apr_thread_mutex_unlock(db->mutex);
+            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, SCEPLOGNO(00061)
+                          "local CA: transaction %s was issued before; "
+                          "sending the same certificate",
+                          req->transaction_id);
+            issued(res, r->pool, again, c);
+            return APR_SUCCESS;
+        }
+        why = scep_ca_issue(r->pool, ca_cert(c), c->localca_key->key,
+                            scep_conf_hash(c), csr, t, &x);
+        if (why) {
+            apr_thread_mutex_unlock(db->mutex);
+            res->status = SCEP_SUBMIT_REJECTED;
+            res->fail_info = 2;  /* badRequest */
+            res->reason = why;
+            return APR_SUCCESS;
+        }
+        /* A unique key on serial and on (transaction, key): a clash is a
+         * concurrent twin (found on the next pass) or a serial reuse. */
+        if (record(r, db, x, transid, keyid, req)) {
+            apr_thread_mutex_unlock(db->mutex);
+            issued(res, r->pool, x, c);
+            return APR_SUCCESS;
+        }
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(00062)
+                  "local CA: cannot record the certificate: %s",
+                  apr_dbd_error(db->driver, db->handle, 0));
+    apr_thread_mutex_unlock(db->mutex);
+    return APR_EGENERAL;
+}
+
+const scep_submit_provider_t scep_submit_local = {
+    "local",
+    NULL,
+    NULL,
+    local_child_init,
+    local_submit,
+    NULL,
+    NULL,
+    NULL
+};

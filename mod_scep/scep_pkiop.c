@@ -1,0 +1,336 @@
+/* Licensed under the Apache License, Version 2.0; see LICENSE. */
+
+/*
+ * PKIOperation (RFC 8894 3.3 and 4.3): take the pkiMessage from the
+ * request, check it, hand a PKCSReq to the submission provider with its
+ * challenge verified, and answer with a signed CertRep.  Every answer is
+ * application/x-pki-message, FAILURE and PENDING included; an HTTP error
+ * only where there is nobody to sign a CertRep for.  Every failure inside
+ * the envelope answers FAILURE badRequest alike; the detail goes to the
+ * log only (otherwise RSA key transport becomes a padding oracle).
+ */
+
+#include <apr_strings.h>
+
+#include <httpd.h>
+#include <http_config.h>
+#include <http_core.h>
+#include <http_log.h>
+#include <http_protocol.h>
+#include <http_request.h>
+
+#include "scep_ca.h"
+#include "scep_config.h"
+#include "scep_log.h"
+#include "scep_msg.h"
+#include "scep_ops.h"
+#include "scep_transport.h"
+
+APLOG_USE_MODULE(scep);
+
+/* Read a POST body, at most max bytes. */
+static int read_body(request_rec *r, apr_off_t max, unsigned char **out,
+                     apr_size_t *outlen)
+{
+    apr_size_t cap = 8192, n = 0;
+    unsigned char *buf;
+    int rv = ap_setup_client_block(r, REQUEST_CHUNKED_DECHUNK);
+
+    if (rv != OK) {
+        return rv;
+    }
+    if (!ap_should_client_block(r)) {
+        *out = NULL;
+        *outlen = 0;
+        return OK;
+    }
+    buf = apr_palloc(r->pool, cap);
+    for (;;) {
+        long got;
+        if (n == cap) {
+            unsigned char *bigger;
+            if ((apr_off_t)cap >= max) {
+                return HTTP_REQUEST_ENTITY_TOO_LARGE;
+            }
+            bigger = apr_palloc(r->pool, cap * 2);
+            memcpy(bigger, buf, n);
+            buf = bigger;
+            cap *= 2;
+        }
+        got = ap_get_client_block(r, (char *)buf + n, cap - n);
+        if (got < 0) {
+            return HTTP_BAD_REQUEST;
+        }
+        if (got == 0) {
+            break;
+        }
+        n += (apr_size_t)got;
+        if ((apr_off_t)n > max) {
+            return HTTP_REQUEST_ENTITY_TOO_LARGE;
+        }
+    }
+    *out = buf;
+    *outlen = n;
+    return OK;
+}
+
+static int send_certrep(request_rec *r, const unsigned char *der,
+                        apr_size_t len)
+{
+    ap_set_content_type(r, "application/x-pki-message");
+    ap_set_content_length(r, (apr_off_t)len);
+    ap_rwrite(der, (int)len, r);
+    return OK;
+}
+
+typedef struct {
+    request_rec *r;
+    const scep_dir_conf_t *c;
+    scep_ra_ids_t ra;
+    scep_msg_t *msg;
+} pkiop_t;
+
+static int reply(pkiop_t *op, scep_pkistatus_e status, scep_failinfo_e fail,
+                 STACK_OF(X509) *certs)
+{
+    scep_signer_t signer = { op->ra.sign_cert, op->ra.sign_key };
+    unsigned char *der;
+    apr_size_t len;
+    scep_err_e rv;
+
+    rv = scep_msg_certrep(op->r->pool, op->msg, status, fail, certs, NULL,
+                          &signer, scep_conf_hash(op->c), &der, &len);
+    if (rv != SCEP_OK) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, op->r, SCEPLOGNO(00070)
+                      "cannot build the CertRep: %s %s",
+                      scep_msg_strerror(rv),
+                      scep_msg_ossl_errors(op->r->pool));
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    return send_certrep(op->r, der, len);
+}
+
+static int fail(pkiop_t *op, scep_failinfo_e info)
+{
+    return reply(op, SCEP_STATUS_FAILURE, info, NULL);
+}
+
+static const char *transid_text(pkiop_t *op)
+{
+    return op->msg->transid.len ? (const char *)op->msg->transid.data : "-";
+}
+
+/* PKCSReq (RFC 8894 3.3.1): challenge, template, CA. */
+static int enroll(pkiop_t *op)
+{
+    request_rec *r = op->r;
+    const scep_dir_conf_t *c = op->c;
+    const scep_challenge_provider_t *chal;
+    const scep_submit_provider_t *prov = scep_conf_submit(c);
+    scep_challenge_service_t svc;
+    scep_submit_request_t req;
+    scep_submit_result_t res;
+    const scep_template_t *t;
+    const char *pw, *admin = NULL;
+    void *token = NULL;
+    apr_size_t pwlen = 0;
+    unsigned char *csr = NULL;
+    scep_signer_t ra = { op->ra.sign_cert, op->ra.sign_key };
+    int ku, n, committed = 0;
+    apr_status_t rv;
+
+    ku = scep_ca_request_key_usage(op->msg->csr);
+    if (ku < 0) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, SCEPLOGNO(00071)
+                      "transaction %s: the request has no KeyUsage; the "
+                      "general purpose template applies (NDES event 39)",
+                      transid_text(op));
+    }
+    t = scep_conf_template(c, ku);
+
+    chal = scep_conf_challenge(c, &svc);
+    pw = scep_ca_request_challenge(r->pool, op->msg->csr, &pwlen);
+    if (svc.enforce) {
+        scep_challenge_status_e st;
+        if (pw == NULL || pwlen == 0) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(00072)
+                          "transaction %s: no challenge password in the "
+                          "request (NDES event 28)", transid_text(op));
+            return fail(op, SCEP_FAIL_BADREQUEST);
+        }
+        st = chal ? chal->verify(r, &svc, pw, pwlen, ku, &token, &admin)
+                  : SCEP_CHALLENGE_ERROR;
+        if (st != SCEP_CHALLENGE_OK) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(00073)
+                          "transaction %s: %s (NDES event %d)",
+                          transid_text(op),
+                          st == SCEP_CHALLENGE_USED
+                              ? "the password was already used for this "
+                                "KeyUsage"
+                              : "the password cannot be verified",
+                          st == SCEP_CHALLENGE_USED ? 43 : 29);
+            return fail(op, SCEP_FAIL_BADREQUEST);
+        }
+    }
+
+    n = i2d_X509_REQ(op->msg->csr, &csr);
+    memset(&req, 0, sizeof(req));
+    req.csr = csr;
+    req.csr_len = n > 0 ? (apr_size_t)n : 0;
+    if (n <= 0
+        || scep_msg_sign_data(r->pool, csr, (apr_size_t)n, ra.cert, ra.key,
+                              scep_conf_hash(c),
+                              (unsigned char **)&req.ra_request,
+                              &req.ra_request_len) != SCEP_OK) {
+        OPENSSL_free(csr);
+        if (chal && token) {
+            chal->notify(r, token, 0);
+        }
+        return fail(op, SCEP_FAIL_BADREQUEST);
+    }
+    req.csr = apr_pmemdup(r->pool, csr, (apr_size_t)n);
+    OPENSSL_free(csr);
+    req.template_name = t->name;
+    req.transaction_id = transid_text(op);
+    req.requester = admin;
+    req.client_ip = r->useragent_ip;
+
+    rv = prov ? prov->submit(c->submit_instance, r, &req, &res) : APR_ENOTIMPL;
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, SCEPLOGNO(00074)
+                      "transaction %s: the CA (provider %s) could not take "
+                      "the request (NDES event 31)", transid_text(op),
+                      prov ? prov->name : "none");
+        if (chal && token) {
+            chal->notify(r, token, 0);
+        }
+        return fail(op, SCEP_FAIL_BADREQUEST);
+    }
+    if (res.status != SCEP_SUBMIT_REJECTED && chal && token) {
+        /* Spent only now that the CA has accepted it. */
+        committed = chal->commit(r, token) == SCEP_CHALLENGE_OK;
+        if (!committed) {
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, SCEPLOGNO(00075)
+                          "transaction %s: the password was spent by a "
+                          "concurrent request", transid_text(op));
+        }
+    }
+    if (chal && token) {
+        chal->notify(r, token, committed);
+    }
+    switch (res.status) {
+    case SCEP_SUBMIT_ISSUED: {
+        X509 *leaf = sk_X509_value(res.certs, 0);
+        ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r, SCEPLOGNO(00076)
+                      "issued: transaction %s, subject %s, serial %s, "
+                      "template %s, provider %s, password from %s, "
+                      "client %s", transid_text(op),
+                      scep_ra_subject(r->pool, leaf),
+                      scep_ca_serial_hex(r->pool, leaf), t->name,
+                      prov->name, admin ? admin : "-", r->useragent_ip);
+        return reply(op, SCEP_STATUS_SUCCESS, 0, res.certs);
+    }
+    case SCEP_SUBMIT_PENDING:
+        ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r, SCEPLOGNO(00077)
+                      "pending: transaction %s, request %s, template %s, "
+                      "provider %s", transid_text(op),
+                      res.request_id ? res.request_id : "-", t->name,
+                      prov->name);
+        return reply(op, SCEP_STATUS_PENDING, 0, NULL);
+    case SCEP_SUBMIT_REJECTED:
+        break;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(00078)
+                  "transaction %s: the CA refused the request: %s "
+                  "(NDES event 42)", transid_text(op),
+                  res.reason ? res.reason : "no reason given");
+    return fail(op, (scep_failinfo_e)res.fail_info);
+}
+
+int scep_pkiop_handle(request_rec *r, const scep_dir_conf_t *c)
+{
+    apr_off_t max = scep_conf_max_request(c);
+    scep_msg_opts_t opts;
+    const unsigned char *der = NULL;
+    apr_size_t len = 0;
+    pkiop_t op = { r, c };
+    scep_err_e err;
+
+    if (!c->ca || !scep_conf_ra(c, &op.ra)) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(00079)
+                      "PKIOperation needs SCEPCACertificateFile and RA "
+                      "certificates at %s (NDES event 10)", r->uri);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (r->method_number == M_POST) {
+        unsigned char *body;
+        apr_size_t blen;
+        int rv = read_body(r, max, &body, &blen);
+        if (rv != OK) {
+            if (rv == HTTP_REQUEST_ENTITY_TOO_LARGE) {
+                ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(00085)
+                              "PKIOperation body over SCEPMaxRequestSize %"
+                              APR_OFF_T_FMT " (NDES event 15)", max);
+            }
+            return rv;
+        }
+        if (!scep_transport_body(r->pool, body, blen, &der, &len)) {
+            der = NULL;
+        }
+    }
+    else {
+        apr_size_t rawlen = 0;
+        const char *raw = scep_ops_query_param(r, "message", &rawlen);
+        unsigned char *dec;
+        if (raw
+            && scep_transport_query_message(r->pool, raw, rawlen, &dec,
+                                            &len)) {
+            der = dec;
+        }
+    }
+    if (der == NULL || len == 0) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(00080)
+                      "PKIOperation without a readable message (NDES event "
+                      "11)");
+        return HTTP_BAD_REQUEST;
+    }
+
+    opts.allow_des = c->allow_des == 1;
+    opts.allow_legacy = scep_conf_legacy(c);
+    opts.max_size = (apr_size_t)max;
+    err = scep_msg_parse(r->pool, der, len, &opts, &op.msg);
+    if (err != SCEP_OK && op.msg->signer == NULL) {
+        /* Nobody to sign a CertRep for. */
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(00081)
+                      "PKIOperation: %s %s", scep_msg_strerror(err),
+                      scep_msg_ossl_errors(r->pool));
+        return err == SCEP_E_TOO_LARGE ? HTTP_REQUEST_ENTITY_TOO_LARGE
+                                       : HTTP_BAD_REQUEST;
+    }
+    if (err != SCEP_OK) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(00082)
+                      "transaction %s: %s", transid_text(&op),
+                      scep_msg_strerror(err));
+        return fail(&op, err == SCEP_E_SIGNATURE ? SCEP_FAIL_BADMESSAGECHECK
+                         : err == SCEP_E_DIGEST  ? SCEP_FAIL_BADALG
+                                                 : SCEP_FAIL_BADREQUEST);
+    }
+    err = scep_msg_decrypt(r->pool, op.msg, op.ra.enc_key, op.ra.enc_cert,
+                           &opts);
+    if (err != SCEP_OK) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(00083)
+                      "transaction %s: %s %s", transid_text(&op),
+                      scep_msg_strerror(err), scep_msg_ossl_errors(r->pool));
+        return fail(&op, err == SCEP_E_CIPHER ? SCEP_FAIL_BADALG
+                                              : SCEP_FAIL_BADREQUEST);
+    }
+    switch (op.msg->type) {
+    case SCEP_MT_PKCSREQ:
+        return enroll(&op);
+    default:
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(00084)
+                      "transaction %s: %s is not served yet",
+                      transid_text(&op), scep_msgtype_name(op.msg->type));
+        return fail(&op, SCEP_FAIL_BADREQUEST);
+    }
+}
