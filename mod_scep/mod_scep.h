@@ -148,6 +148,10 @@ typedef struct {
     const char *client_ip;
     /** The signer of a renewal request, NULL for an initial enrollment. */
     X509 *renewal_signer;
+    /** Only answer what an identical earlier request (same transaction
+     *  and key) got; REJECTED with badCertId when there was none.  The RA
+     *  asks this when a resent request's one-time password is spent. */
+    int lookup_only;
 } scep_submit_request_t;
 
 /** The CA's answer in detail. */

@@ -364,6 +364,13 @@ static apr_status_t local_submit(void *instance, request_rec *r,
             issued(res, r->pool, again, c);
             return APR_SUCCESS;
         }
+        if (req->lookup_only) {
+            apr_thread_mutex_unlock(db->mutex);
+            res->status = SCEP_SUBMIT_REJECTED;
+            res->fail_info = 4;  /* badCertId */
+            res->reason = "no earlier request with this transaction and key";
+            return APR_SUCCESS;
+        }
         why = scep_ca_issue(r->pool, ca_cert(c), c->localca_key->key,
                             scep_conf_hash(c), csr, t, &x);
         if (why) {

@@ -148,6 +148,23 @@ static int enroll(pkiop_t *op)
     }
     t = scep_conf_template(c, ku);
 
+    n = i2d_X509_REQ(op->msg->csr, &csr);
+    memset(&req, 0, sizeof(req));
+    if (n <= 0
+        || scep_msg_sign_data(r->pool, csr, (apr_size_t)n, ra.cert, ra.key,
+                              scep_conf_hash(c),
+                              (unsigned char **)&req.ra_request,
+                              &req.ra_request_len) != SCEP_OK) {
+        OPENSSL_free(csr);
+        return fail(op, SCEP_FAIL_BADREQUEST);
+    }
+    req.csr = apr_pmemdup(r->pool, csr, (apr_size_t)n);
+    req.csr_len = (apr_size_t)n;
+    OPENSSL_free(csr);
+    req.template_name = t->name;
+    req.transaction_id = transid_text(op);
+    req.client_ip = r->useragent_ip;
+
     chal = scep_conf_challenge(c, &svc);
     pw = scep_ca_request_challenge(r->pool, op->msg->csr, &pwlen);
     if (svc.enforce) {
@@ -160,6 +177,21 @@ static int enroll(pkiop_t *op)
         }
         st = chal ? chal->verify(r, &svc, pw, pwlen, ku, &token, &admin)
                   : SCEP_CHALLENGE_ERROR;
+        if (st == SCEP_CHALLENGE_USED || st == SCEP_CHALLENGE_REJECT) {
+            /* A device resending its request (same transaction, same
+             * key) gets what it got before (RFC 8894 3.3.1). */
+            req.lookup_only = 1;
+            if (prov && prov->submit(c->submit_instance, r, &req, &res)
+                            == APR_SUCCESS
+                && res.status == SCEP_SUBMIT_ISSUED) {
+                ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, SCEPLOGNO(00086)
+                              "transaction %s: a resent request; sending "
+                              "the certificate issued for it",
+                              transid_text(op));
+                return reply(op, SCEP_STATUS_SUCCESS, 0, res.certs);
+            }
+            req.lookup_only = 0;
+        }
         if (st != SCEP_CHALLENGE_OK) {
             ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(00073)
                           "transaction %s: %s (NDES event %d)",
@@ -172,28 +204,7 @@ static int enroll(pkiop_t *op)
             return fail(op, SCEP_FAIL_BADREQUEST);
         }
     }
-
-    n = i2d_X509_REQ(op->msg->csr, &csr);
-    memset(&req, 0, sizeof(req));
-    req.csr = csr;
-    req.csr_len = n > 0 ? (apr_size_t)n : 0;
-    if (n <= 0
-        || scep_msg_sign_data(r->pool, csr, (apr_size_t)n, ra.cert, ra.key,
-                              scep_conf_hash(c),
-                              (unsigned char **)&req.ra_request,
-                              &req.ra_request_len) != SCEP_OK) {
-        OPENSSL_free(csr);
-        if (chal && token) {
-            chal->notify(r, token, 0);
-        }
-        return fail(op, SCEP_FAIL_BADREQUEST);
-    }
-    req.csr = apr_pmemdup(r->pool, csr, (apr_size_t)n);
-    OPENSSL_free(csr);
-    req.template_name = t->name;
-    req.transaction_id = transid_text(op);
     req.requester = admin;
-    req.client_ip = r->useragent_ip;
 
     rv = prov ? prov->submit(c->submit_instance, r, &req, &res) : APR_ENOTIMPL;
     if (rv != APR_SUCCESS) {
