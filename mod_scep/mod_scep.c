@@ -130,7 +130,7 @@ static int check_sections(startup_t *st, server_rec *s,
         core_dir_config *core = ap_get_core_module_config(sec);
         scep_dir_conf_t *own = ap_get_module_config(sec, &scep_module);
 
-        if (own == NULL || !scep_conf_is_set(own)) {
+        if (own == NULL || !scep_conf_has_directives(own)) {
             continue;
         }
         if (!check_conf(st, s, scep_config_merge_dir(st->pconf, base, own),
@@ -255,8 +255,14 @@ static void scep_child_init(apr_pool_t *p, server_rec *s)
 static int scep_header_parser(request_rec *r)
 {
     core_dir_config *core = ap_get_core_module_config(r->per_dir_config);
+    const char *err = NULL, *handler;
 
-    if (core->handler && !strcmp(core->handler, SCEP_ADMIN_HANDLER)) {
+    /* SetHandler is kept as an expression (httpd 2.4.26+). */
+    if (core->expr_handler == NULL) {
+        return DECLINED;
+    }
+    handler = ap_expr_str_exec(r, core->expr_handler, &err);
+    if (!err && handler && !strcmp(handler, SCEP_ADMIN_HANDLER)) {
         ap_custom_response(r, HTTP_FORBIDDEN, SCEP_ADMIN_NO_PERMISSION);
     }
     return DECLINED;

@@ -142,7 +142,7 @@ int scep_admin_handle(request_rec *r)
     apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
     if (r->method_number != M_GET
         && !(json && r->method_number == M_POST)) {
-        r->allowed = (AP_METHOD_BIT << M_GET) | (AP_METHOD_BIT << M_POST);
+        ap_allow_methods(r, REPLACE_ALLOW, "GET", "POST", NULL);
         return HTTP_METHOD_NOT_ALLOWED;
     }
     if (!ap_ssl_conn_is_ssl(r->connection) && c->admin_allow_http != 1) {

@@ -161,6 +161,20 @@ const scep_template_t *scep_conf_template(const scep_dir_conf_t *c, int ku)
     return NULL;
 }
 
+int scep_conf_has_directives(const scep_dir_conf_t *c)
+{
+    return scep_conf_is_set(c) || c->hash || c->challenge
+           || c->single_password_file || c->template_sig || c->template_enc
+           || c->template_general || c->localca_db
+           || c->max_request != SCEP_UNSET || c->legacy != SCEP_UNSET
+           || c->allow_des != SCEP_UNSET || c->password_max != SCEP_UNSET
+           || c->password_validity != SCEP_UNSET
+           || c->password_length != SCEP_UNSET
+           || c->enforce_password != SCEP_UNSET
+           || c->admin_allow_http != SCEP_UNSET
+           || c->admin_utf8 != SCEP_UNSET;
+}
+
 int scep_conf_is_set(const scep_dir_conf_t *c)
 {
     return c->ca || c->next_ca || c->ra_sign_cert || c->ra_sign_key

@@ -104,6 +104,9 @@ const scep_submit_provider_t *scep_conf_submit(const scep_dir_conf_t *c);
 /* The template for a request's KeyUsage (ku < 0: none). */
 const scep_template_t *scep_conf_template(const scep_dir_conf_t *c, int ku);
 
+/* Does this section set any SCEP directive at all? */
+int scep_conf_has_directives(const scep_dir_conf_t *c);
+
 /* Is any SCEP directive set in this configuration? */
 int scep_conf_is_set(const scep_dir_conf_t *c);
 

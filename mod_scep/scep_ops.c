@@ -60,8 +60,7 @@ static int send_body(request_rec *r, const char *type,
 
 static int method_not_allowed(request_rec *r, const char *op, int post_ok)
 {
-    r->allowed = (AP_METHOD_BIT << M_GET)
-                 | (post_ok ? (AP_METHOD_BIT << M_POST) : 0);
+    ap_allow_methods(r, REPLACE_ALLOW, "GET", post_ok ? "POST" : NULL, NULL);
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, SCEPLOGNO(00016)
                   "method %s not allowed for %s", r->method, op);
     return HTTP_METHOD_NOT_ALLOWED;
