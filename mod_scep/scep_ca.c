@@ -13,6 +13,7 @@
 
 /* Microsoft's SID extension (KB5014754) and SID URIs in SANs. */
 #define OID_MS_SID_EXT "1.3.6.1.4.1.311.25.2"
+#define OID_MS_SID_OTHERNAME "1.3.6.1.4.1.311.25.2.1"
 #define SID_URI_PREFIX "tag:microsoft.com,2022-09-14:sid:"
 
 const scep_template_t scep_ca_builtin_templates[] = {
@@ -96,6 +97,7 @@ static int known_extension(int nid)
 static const char *copy_san(X509 *x, GENERAL_NAMES *req)
 {
     GENERAL_NAMES *out = sk_GENERAL_NAME_new_null();
+    ASN1_OBJECT *sid_other = OBJ_txt2obj(OID_MS_SID_OTHERNAME, 1);
     const char *why = NULL;
     int i;
 
@@ -111,10 +113,14 @@ static const char *copy_san(X509 *x, GENERAL_NAMES *req)
             }
             break;
         }
+        case GEN_OTHERNAME:
+            if (sid_other && OBJ_cmp(gn->d.otherName->type_id, sid_other) == 0) {
+                why = "a SID otherName in subjectAltName";
+            }
+            break;
         case GEN_DNS:
         case GEN_IPADD:
         case GEN_EMAIL:
-        case GEN_OTHERNAME:
             break;
         default:
             continue;  /* not copied */
@@ -130,6 +136,7 @@ static const char *copy_san(X509 *x, GENERAL_NAMES *req)
         why = "cannot set subjectAltName";
     }
     GENERAL_NAMES_free(out);
+    ASN1_OBJECT_free(sid_other);
     return why;
 }
 
@@ -259,16 +266,20 @@ const char *scep_ca_issue(apr_pool_t *p, X509 *ca_cert, EVP_PKEY *ca_key,
         }
     }
     if (ku == 0) {
+        /* The request's end-entity bits; never keyCertSign or cRLSign. */
         int req = scep_ca_request_key_usage(csr);
-        ku = req > 0 ? (unsigned int)req
-                     : KU_DIGITAL_SIGNATURE | KU_KEY_ENCIPHERMENT;
+        ku = req > 0 ? (unsigned int)req & 0xf8 : 0;
+        if (ku == 0) {
+            ku = KU_DIGITAL_SIGNATURE | KU_KEY_ENCIPHERMENT;
+        }
     }
     if (!add_ext(x, ca_cert, NID_basic_constraints, "critical,CA:FALSE")
         || !add_ext(x, ca_cert, NID_key_usage, ku_text(p, ku))
         || (t->eku && *t->eku
             && !add_ext(x, ca_cert, NID_ext_key_usage, t->eku))
         || !add_ext(x, ca_cert, NID_subject_key_identifier, "hash")
-        || !add_ext(x, ca_cert, NID_authority_key_identifier, "keyid")) {
+        || !add_ext(x, ca_cert, NID_authority_key_identifier,
+                    "keyid,issuer")) {
         ERR_clear_error();
         return "cannot set the certificate's extensions";
     }

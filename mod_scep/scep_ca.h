@@ -36,8 +36,8 @@ const char *scep_ca_request_challenge(apr_pool_t *p, X509_REQ *csr,
  * from the request; basicConstraints CA:FALSE; KeyUsage and EKU from the
  * template; notBefore 10 minutes back for devices with slow clocks; a
  * random positive 127-bit serial.  Refused (reason returned, for the log):
- * CA:TRUE, the Microsoft SID extension, SID URIs, unknown critical
- * extensions.  NULL on success with *out owned by p.
+ * CA:TRUE, the Microsoft SID extension, SID URIs or otherNames, unknown
+ * critical extensions.  NULL on success with *out owned by p.
  */
 const char *scep_ca_issue(apr_pool_t *p, X509 *ca_cert, EVP_PKEY *ca_key,
                           const EVP_MD *md, X509_REQ *csr,

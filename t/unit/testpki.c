@@ -354,6 +354,84 @@ X509_REQ *testpki_csr(apr_pool_t *p, EVP_PKEY *key, const char *subject,
     return req;
 }
 
+static apr_status_t free_ext_stack(void *d)
+{
+    sk_X509_EXTENSION_pop_free(d, X509_EXTENSION_free);
+    return APR_SUCCESS;
+}
+
+X509_REQ *testpki_csr_spec(apr_pool_t *p, const testpki_csrspec_t *spec)
+{
+    X509_REQ *req = X509_REQ_new();
+    STACK_OF(X509_EXTENSION) *exts = NULL;
+    X509_NAME *name;
+    X509V3_CTX ctx;
+    int i;
+
+    if (req == NULL || spec->key == NULL) {
+        X509_REQ_free(req);
+        return NULL;
+    }
+    apr_pool_cleanup_register(p, req, free_req, apr_pool_cleanup_null);
+    name = testpki_name(p, spec->subject);
+    if (name == NULL
+        || !X509_REQ_set_version(req, 0)
+        || !X509_REQ_set_subject_name(req, name)
+        || !X509_REQ_set_pubkey(req, spec->key)) {
+        testpki_diag_ossl("testpki_csr_spec");
+        return NULL;
+    }
+    if (spec->challenge) {
+        int len = spec->challenge_len ? spec->challenge_len
+                                      : (int)strlen(spec->challenge);
+        int type = spec->challenge_type ? spec->challenge_type
+                                        : MBSTRING_ASC;
+
+        if (!X509_REQ_add1_attr_by_NID(req, NID_pkcs9_challengePassword,
+                                       type,
+                                       (const unsigned char *)
+                                           spec->challenge, len)) {
+            testpki_diag_ossl("challengePassword");
+            return NULL;
+        }
+    }
+    if (spec->exts && spec->exts[0]) {
+        exts = sk_X509_EXTENSION_new_null();
+        if (exts == NULL) {
+            return NULL;
+        }
+        apr_pool_cleanup_register(p, exts, free_ext_stack,
+                                  apr_pool_cleanup_null);
+        X509V3_set_ctx(&ctx, NULL, NULL, req, NULL, 0);
+        for (i = 0; spec->exts[i]; i++) {
+            char *ext = apr_pstrdup(p, spec->exts[i]);
+            char *eq = strchr(ext, '=');
+            X509_EXTENSION *e;
+
+            if (eq == NULL) {
+                tdiag("testpki_csr_spec: bad extension '%s'", ext);
+                return NULL;
+            }
+            *eq = '\0';
+            e = X509V3_EXT_nconf(NULL, &ctx, ext, eq + 1);
+            if (e == NULL || !sk_X509_EXTENSION_push(exts, e)) {
+                X509_EXTENSION_free(e);
+                testpki_diag_ossl(spec->exts[i]);
+                return NULL;
+            }
+        }
+        if (!X509_REQ_add_extensions(req, exts)) {
+            testpki_diag_ossl("X509_REQ_add_extensions");
+            return NULL;
+        }
+    }
+    if (!X509_REQ_sign(req, spec->key, spec->md ? spec->md : EVP_sha256())) {
+        testpki_diag_ossl("X509_REQ_sign");
+        return NULL;
+    }
+    return req;
+}
+
 X509_CRL *testpki_crl(apr_pool_t *p, X509 *issuer, EVP_PKEY *issuer_key,
                       long revoked_serial)
 {

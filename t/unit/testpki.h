@@ -88,6 +88,25 @@ X509_NAME *testpki_name(apr_pool_t *p, const char *subject);
 X509_REQ *testpki_csr(apr_pool_t *p, EVP_PKEY *key, const char *subject,
                       const char *challenge);
 
+/** What a request made by testpki_csr_spec() looks like. */
+typedef struct {
+    const char *subject;        /* "/O=x/CN=y" (NULL: "/CN=test") */
+    EVP_PKEY *key;              /* subject key, signs the request */
+    const char *challenge;      /* challengePassword; NULL: none */
+    int challenge_len;          /* bytes of challenge; 0: strlen */
+    int challenge_type;         /* V_ASN1_UTF8STRING etc.; 0: chosen
+                                 * from MBSTRING_ASC as testpki_csr() */
+    const char *const *exts;    /* requested extensions, NULL-terminated
+                                 * "name=value" in openssl.cnf syntax,
+                                 * e.g. "keyUsage=critical,digitalSignature"
+                                 * or "1.2.3.4=critical,DER:0500"; NULL:
+                                 * none */
+    const EVP_MD *md;           /* NULL: SHA-256 */
+} testpki_csrspec_t;
+
+/** Make a request; NULL on failure (OpenSSL errors as TAP diagnostics). */
+X509_REQ *testpki_csr_spec(apr_pool_t *p, const testpki_csrspec_t *spec);
+
 /** A CRL of issuer revoking one serial number. */
 X509_CRL *testpki_crl(apr_pool_t *p, X509 *issuer, EVP_PKEY *issuer_key,
                       long revoked_serial);
