@@ -142,22 +142,40 @@ static int check_sections(startup_t *st, server_rec *s,
     return 1;
 }
 
+/* The registered challenge providers, in registration order. */
+static apr_array_header_t *challenge_providers(apr_pool_t *p)
+{
+    apr_array_header_t *names = ap_list_provider_names(
+        p, SCEP_CHALLENGE_PROVIDER_GROUP, SCEP_CHALLENGE_PROVIDER_VERSION);
+    apr_array_header_t *provs = apr_array_make(p, names->nelts,
+                                               sizeof(void *));
+    int i;
+
+    for (i = 0; i < names->nelts; i++) {
+        const void *prov = ap_lookup_provider(
+            SCEP_CHALLENGE_PROVIDER_GROUP,
+            APR_ARRAY_IDX(names, i, ap_list_provider_names_t).provider_name,
+            SCEP_CHALLENGE_PROVIDER_VERSION);
+        if (prov) {
+            APR_ARRAY_PUSH(provs, const void *) = prov;
+        }
+    }
+    return provs;
+}
+
 static apr_status_t init_challenge_providers(apr_pool_t *pconf,
                                              apr_pool_t *ptemp,
                                              server_rec *s,
                                              apr_uint32_t capacity)
 {
-    apr_array_header_t *names = ap_list_provider_names(
-        ptemp, SCEP_CHALLENGE_PROVIDER_GROUP, SCEP_CHALLENGE_PROVIDER_VERSION);
+    apr_array_header_t *provs = challenge_providers(ptemp);
     int i;
 
-    for (i = 0; i < names->nelts; i++) {
-        const scep_challenge_provider_t *prov = ap_lookup_provider(
-            SCEP_CHALLENGE_PROVIDER_GROUP,
-            APR_ARRAY_IDX(names, i, ap_list_provider_names_t).provider_name,
-            SCEP_CHALLENGE_PROVIDER_VERSION);
+    for (i = 0; i < provs->nelts; i++) {
+        const scep_challenge_provider_t *prov =
+            APR_ARRAY_IDX(provs, i, const scep_challenge_provider_t *);
         apr_status_t rv;
-        if (prov && prov->init
+        if (prov->init
             && (rv = prov->init(pconf, ptemp, s, capacity)) != APR_SUCCESS) {
             ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, SCEPLOGNO(00007)
                          "challenge provider %s failed to start", prov->name);
@@ -221,8 +239,7 @@ static int scep_post_config(apr_pool_t *pconf, apr_pool_t *plog,
 
 static void scep_child_init(apr_pool_t *p, server_rec *s)
 {
-    apr_array_header_t *names = ap_list_provider_names(
-        p, SCEP_CHALLENGE_PROVIDER_GROUP, SCEP_CHALLENGE_PROVIDER_VERSION);
+    apr_array_header_t *provs = challenge_providers(p);
     int i;
 
     for (i = 0; submit_uses && i < submit_uses->nelts; i++) {
@@ -234,15 +251,11 @@ static void scep_child_init(apr_pool_t *p, server_rec *s)
                          u->prov->name);
         }
     }
-
-    for (i = 0; i < names->nelts; i++) {
-        const scep_challenge_provider_t *prov = ap_lookup_provider(
-            SCEP_CHALLENGE_PROVIDER_GROUP,
-            APR_ARRAY_IDX(names, i, ap_list_provider_names_t).provider_name,
-            SCEP_CHALLENGE_PROVIDER_VERSION);
+    for (i = 0; i < provs->nelts; i++) {
+        const scep_challenge_provider_t *prov =
+            APR_ARRAY_IDX(provs, i, const scep_challenge_provider_t *);
         apr_status_t rv;
-        if (prov && prov->child_init
-            && (rv = prov->child_init(p, s)) != APR_SUCCESS) {
+        if (prov->child_init && (rv = prov->child_init(p, s)) != APR_SUCCESS) {
             ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, SCEPLOGNO(00008)
                          "challenge provider %s: child setup failed",
                          prov->name);

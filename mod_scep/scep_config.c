@@ -409,43 +409,20 @@ static const char *load_keyfile(cmd_parms *cmd, const char *arg,
     return NULL;
 }
 
-static const char *scep_cmd_SCEPCACertificateFile(cmd_parms *cmd, void *dc,
-                                                  const char *arg)
+/* Certificate and key directives: cmd_data is the field's offset. */
+static const char *scep_cmd_certfile(cmd_parms *cmd, void *dc,
+                                     const char *arg)
 {
-    return load_certfile(cmd, arg, &((scep_dir_conf_t *)dc)->ca);
+    return load_certfile(cmd, arg,
+                         (scep_certfile_t **)((char *)dc
+                                              + (apr_size_t)cmd->info));
 }
 
-static const char *scep_cmd_SCEPNextCACertificateFile(cmd_parms *cmd,
-                                                      void *dc,
-                                                      const char *arg)
+static const char *scep_cmd_keyfile(cmd_parms *cmd, void *dc, const char *arg)
 {
-    return load_certfile(cmd, arg, &((scep_dir_conf_t *)dc)->next_ca);
-}
-
-static const char *scep_cmd_SCEPRASigningCertificateFile(cmd_parms *cmd,
-                                                         void *dc,
-                                                         const char *arg)
-{
-    return load_certfile(cmd, arg, &((scep_dir_conf_t *)dc)->ra_sign_cert);
-}
-
-static const char *scep_cmd_SCEPRASigningKeyFile(cmd_parms *cmd, void *dc,
-                                                 const char *arg)
-{
-    return load_keyfile(cmd, arg, &((scep_dir_conf_t *)dc)->ra_sign_key);
-}
-
-static const char *scep_cmd_SCEPRAEncryptionCertificateFile(cmd_parms *cmd,
-                                                            void *dc,
-                                                            const char *arg)
-{
-    return load_certfile(cmd, arg, &((scep_dir_conf_t *)dc)->ra_enc_cert);
-}
-
-static const char *scep_cmd_SCEPRAEncryptionKeyFile(cmd_parms *cmd, void *dc,
-                                                    const char *arg)
-{
-    return load_keyfile(cmd, arg, &((scep_dir_conf_t *)dc)->ra_enc_key);
+    return load_keyfile(cmd, arg,
+                        (scep_keyfile_t **)((char *)dc
+                                            + (apr_size_t)cmd->info));
 }
 
 static const char *scep_cmd_SCEPRACertificateStore(cmd_parms *cmd, void *dc,
@@ -522,28 +499,35 @@ static const char *scep_cmd_SCEPHashAlgorithm(cmd_parms *cmd, void *dc,
     return "SCEPHashAlgorithm must be SHA256, SHA384, SHA512 or SHA1";
 }
 
+/* A provider by name, or an error listing the registered ones. */
+static const char *find_provider(cmd_parms *cmd, const char *group,
+                                 const char *version, const char *name,
+                                 const void **prov)
+{
+    apr_array_header_t *names;
+    const char *list = "";
+    int i;
+
+    *prov = ap_lookup_provider(group, name, version);
+    if (*prov) {
+        return NULL;
+    }
+    names = ap_list_provider_names(cmd->pool, group, version);
+    for (i = 0; i < names->nelts; i++) {
+        list = apr_pstrcat(cmd->pool, list, i ? ", " : "",
+                           APR_ARRAY_IDX(names, i, ap_list_provider_names_t)
+                               .provider_name, NULL);
+    }
+    return apr_psprintf(cmd->pool, "%s: unknown provider '%s' (known: %s)",
+                        cmd->cmd->name, name, list);
+}
+
 static const char *scep_cmd_SCEPChallengeProvider(cmd_parms *cmd, void *dc,
                                                   const char *arg)
 {
-    scep_dir_conf_t *c = dc;
-
-    c->challenge = ap_lookup_provider(SCEP_CHALLENGE_PROVIDER_GROUP, arg,
-                                      SCEP_CHALLENGE_PROVIDER_VERSION);
-    if (c->challenge == NULL) {
-        apr_array_header_t *names = ap_list_provider_names(
-            cmd->pool, SCEP_CHALLENGE_PROVIDER_GROUP,
-            SCEP_CHALLENGE_PROVIDER_VERSION);
-        const char *list = "";
-        int i;
-        for (i = 0; i < names->nelts; i++) {
-            list = apr_pstrcat(cmd->pool, list, i ? ", " : "",
-                               APR_ARRAY_IDX(names, i, ap_list_provider_names_t)
-                                   .provider_name, NULL);
-        }
-        return apr_psprintf(cmd->pool, "SCEPChallengeProvider: unknown "
-                            "provider '%s' (known: %s)", arg, list);
-    }
-    return NULL;
+    return find_provider(cmd, SCEP_CHALLENGE_PROVIDER_GROUP,
+                         SCEP_CHALLENGE_PROVIDER_VERSION, arg,
+                         (const void **)&((scep_dir_conf_t *)dc)->challenge);
 }
 
 /* An integer directive within bounds. */
@@ -646,44 +630,22 @@ static const char *scep_cmd_SCEPProvider(cmd_parms *cmd, void *dc, int argc,
                                          char *const argv[])
 {
     scep_dir_conf_t *c = dc;
+    const char *err;
 
     if (argc < 1) {
         return "SCEPProvider needs a provider name";
     }
-    c->submit = ap_lookup_provider(SCEP_SUBMIT_PROVIDER_GROUP, argv[0],
-                                   SCEP_SUBMIT_PROVIDER_VERSION);
-    if (c->submit == NULL) {
-        apr_array_header_t *names = ap_list_provider_names(
-            cmd->pool, SCEP_SUBMIT_PROVIDER_GROUP,
-            SCEP_SUBMIT_PROVIDER_VERSION);
-        const char *list = "";
-        int i;
-        for (i = 0; i < names->nelts; i++) {
-            list = apr_pstrcat(cmd->pool, list, i ? ", " : "",
-                               APR_ARRAY_IDX(names, i, ap_list_provider_names_t)
-                                   .provider_name, NULL);
-        }
-        return apr_psprintf(cmd->pool, "SCEPProvider: unknown provider '%s' "
-                            "(known: %s)", argv[0], list);
+    err = find_provider(cmd, SCEP_SUBMIT_PROVIDER_GROUP,
+                        SCEP_SUBMIT_PROVIDER_VERSION, argv[0],
+                        (const void **)&c->submit);
+    if (err) {
+        return err;
     }
     c->submit_instance = NULL;
     return c->submit->create
                ? c->submit->create(&c->submit_instance, cmd->pool,
                                    cmd->server, argc - 1, argv + 1)
                : NULL;
-}
-
-static const char *scep_cmd_SCEPLocalCAKeyFile(cmd_parms *cmd, void *dc,
-                                               const char *arg)
-{
-    return load_keyfile(cmd, arg, &((scep_dir_conf_t *)dc)->localca_key);
-}
-
-static const char *scep_cmd_SCEPLocalCACertificateFile(cmd_parms *cmd,
-                                                       void *dc,
-                                                       const char *arg)
-{
-    return load_certfile(cmd, arg, &((scep_dir_conf_t *)dc)->localca_cert);
 }
 
 static const char *scep_cmd_SCEPLocalCADatabase(cmd_parms *cmd, void *dc,
@@ -790,23 +752,27 @@ void scep_config_pre_config(void)
 #define SCEP_ANYWHERE (RSRC_CONF | ACCESS_CONF)
 
 const command_rec scep_cmds[] = {
-    AP_INIT_TAKE1("SCEPCACertificateFile", scep_cmd_SCEPCACertificateFile,
-                  NULL, SCEP_ANYWHERE,
+    AP_INIT_TAKE1("SCEPCACertificateFile", scep_cmd_certfile,
+                  (void *)APR_OFFSETOF(scep_dir_conf_t, ca), SCEP_ANYWHERE,
                   "PEM file with the CA certificate, then its chain"),
-    AP_INIT_TAKE1("SCEPNextCACertificateFile",
-                  scep_cmd_SCEPNextCACertificateFile, NULL, SCEP_ANYWHERE,
+    AP_INIT_TAKE1("SCEPNextCACertificateFile", scep_cmd_certfile,
+                  (void *)APR_OFFSETOF(scep_dir_conf_t, next_ca),
+                  SCEP_ANYWHERE,
                   "PEM file with the rollover CA certificate served by "
                   "GetNextCACert"),
-    AP_INIT_TAKE1("SCEPRASigningCertificateFile",
-                  scep_cmd_SCEPRASigningCertificateFile, NULL, SCEP_ANYWHERE,
+    AP_INIT_TAKE1("SCEPRASigningCertificateFile", scep_cmd_certfile,
+                  (void *)APR_OFFSETOF(scep_dir_conf_t, ra_sign_cert),
+                  SCEP_ANYWHERE,
                   "PEM file with the RA signing certificate"),
-    AP_INIT_TAKE1("SCEPRASigningKeyFile", scep_cmd_SCEPRASigningKeyFile, NULL,
+    AP_INIT_TAKE1("SCEPRASigningKeyFile", scep_cmd_keyfile,
+                  (void *)APR_OFFSETOF(scep_dir_conf_t, ra_sign_key),
                   SCEP_ANYWHERE, "PEM file with the RA signing private key"),
-    AP_INIT_TAKE1("SCEPRAEncryptionCertificateFile",
-                  scep_cmd_SCEPRAEncryptionCertificateFile, NULL,
+    AP_INIT_TAKE1("SCEPRAEncryptionCertificateFile", scep_cmd_certfile,
+                  (void *)APR_OFFSETOF(scep_dir_conf_t, ra_enc_cert),
                   SCEP_ANYWHERE, "PEM file with the RA encryption certificate"),
-    AP_INIT_TAKE1("SCEPRAEncryptionKeyFile",
-                  scep_cmd_SCEPRAEncryptionKeyFile, NULL, SCEP_ANYWHERE,
+    AP_INIT_TAKE1("SCEPRAEncryptionKeyFile", scep_cmd_keyfile,
+                  (void *)APR_OFFSETOF(scep_dir_conf_t, ra_enc_key),
+                  SCEP_ANYWHERE,
                   "PEM file with the RA encryption private key"),
     AP_INIT_TAKE1("SCEPRACertificateStore", scep_cmd_SCEPRACertificateStore,
                   NULL, SCEP_ANYWHERE,
@@ -858,10 +824,12 @@ const command_rec scep_cmds[] = {
                       SCEP_ANYWHERE,
                       "the CA requests go to: local (default) or a provider "
                       "module's name, then its arguments"),
-    AP_INIT_TAKE1("SCEPLocalCAKeyFile", scep_cmd_SCEPLocalCAKeyFile, NULL,
+    AP_INIT_TAKE1("SCEPLocalCAKeyFile", scep_cmd_keyfile,
+                  (void *)APR_OFFSETOF(scep_dir_conf_t, localca_key),
                   SCEP_ANYWHERE, "PEM private key of the embedded CA"),
-    AP_INIT_TAKE1("SCEPLocalCACertificateFile",
-                  scep_cmd_SCEPLocalCACertificateFile, NULL, SCEP_ANYWHERE,
+    AP_INIT_TAKE1("SCEPLocalCACertificateFile", scep_cmd_certfile,
+                  (void *)APR_OFFSETOF(scep_dir_conf_t, localca_cert),
+                  SCEP_ANYWHERE,
                   "the embedded CA's certificate, if not "
                   "SCEPCACertificateFile's first"),
     AP_INIT_TAKE1("SCEPLocalCADatabase", scep_cmd_SCEPLocalCADatabase, NULL,
