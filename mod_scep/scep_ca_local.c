@@ -56,7 +56,16 @@ typedef struct {
     const apr_dbd_driver_t *driver;
     apr_dbd_t *handle;
     apr_thread_mutex_t *mutex;
+    apr_dbd_prepared_t *select;        /* the certificate of a request */
+    apr_dbd_prepared_t *insert;        /* record an issued certificate */
 } db_conn_t;
+
+static const char *const select_sql =
+    "SELECT cert FROM scep_issued WHERE transid = %s AND keyid = %s";
+static const char *const insert_sql =
+    "INSERT INTO scep_issued (serial, transid, keyid, subject, template, "
+    "requester, client, issued, not_after, cert) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)";
 
 static apr_pool_t *child_pool;
 
@@ -158,6 +167,10 @@ const char *scep_ca_local_startup(apr_pool_t *p, server_rec *s,
     if (err) {
         return err;
     }
+    /* WAL: one sync per issuance, readers never wait for the writer. */
+    if (!strncmp(spec, "sqlite3:", 8)) {
+        apr_dbd_query(driver, h, &rows, "PRAGMA journal_mode = WAL");
+    }
     if (apr_dbd_query(driver, h, &rows, schema) != 0) {
         err = apr_psprintf(p, "cannot create the table in %s: %s", spec,
                            apr_dbd_error(driver, h, 0));
@@ -178,33 +191,56 @@ static apr_status_t local_child_init(void *instance, apr_pool_t *p,
     return apr_thread_mutex_create(&conns_mutex, APR_THREAD_MUTEX_DEFAULT, p);
 }
 
+/* Open a connection in its own pool, so a failed attempt leaves nothing
+ * behind in the child. */
+static db_conn_t *open_conn(request_rec *r, const char *spec)
+{
+    apr_pool_t *p;
+    db_conn_t *conn;
+    const char *err;
+    int rows;
+
+    if (apr_pool_create(&p, child_pool) != APR_SUCCESS) {
+        return NULL;
+    }
+    conn = apr_pcalloc(p, sizeof(*conn));
+    err = open_db(p, spec, &conn->driver, &conn->handle);
+    if (err) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(00060)
+                      "local CA: %s", err);
+        apr_pool_destroy(p);
+        return NULL;
+    }
+    /* Several processes write: wait for each other's locks. */
+    if (!strncmp(spec, "sqlite3:", 8)) {
+        apr_dbd_query(conn->driver, conn->handle, &rows,
+                      "PRAGMA busy_timeout = 10000");
+    }
+    if (apr_thread_mutex_create(&conn->mutex, APR_THREAD_MUTEX_DEFAULT, p)
+            != APR_SUCCESS
+        || apr_dbd_prepare(conn->driver, p, conn->handle, select_sql, NULL,
+                           &conn->select) != 0
+        || apr_dbd_prepare(conn->driver, p, conn->handle, insert_sql, NULL,
+                           &conn->insert) != 0) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(00063)
+                      "local CA: cannot prepare statements on %s: %s", spec,
+                      apr_dbd_error(conn->driver, conn->handle, 0));
+        apr_dbd_close(conn->driver, conn->handle);
+        apr_pool_destroy(p);
+        return NULL;
+    }
+    apr_hash_set(conns, apr_pstrdup(p, spec), APR_HASH_KEY_STRING, conn);
+    return conn;
+}
+
 static db_conn_t *connection(request_rec *r, const char *spec)
 {
     db_conn_t *conn;
-    const char *err;
 
     apr_thread_mutex_lock(conns_mutex);
     conn = apr_hash_get(conns, spec, APR_HASH_KEY_STRING);
     if (conn == NULL) {
-        conn = apr_pcalloc(child_pool, sizeof(*conn));
-        err = open_db(child_pool, spec, &conn->driver, &conn->handle);
-        if (err) {
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(00060)
-                          "local CA: %s", err);
-            conn = NULL;
-        }
-        else {
-            int rows;
-            /* Several processes write: wait for each other's locks. */
-            if (!strncmp(spec, "sqlite3:", 8)) {
-                apr_dbd_query(conn->driver, conn->handle, &rows,
-                              "PRAGMA busy_timeout = 10000");
-            }
-            apr_thread_mutex_create(&conn->mutex, APR_THREAD_MUTEX_DEFAULT,
-                                    child_pool);
-            apr_hash_set(conns, apr_pstrdup(child_pool, spec),
-                         APR_HASH_KEY_STRING, conn);
-        }
+        conn = open_conn(r, spec);
     }
     apr_thread_mutex_unlock(conns_mutex);
     return conn;
@@ -214,18 +250,14 @@ static db_conn_t *connection(request_rec *r, const char *spec)
 static X509 *recorded(request_rec *r, db_conn_t *db, const char *transid,
                       const char *keyid)
 {
-    apr_dbd_prepared_t *stmt;
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
     const char *pem;
     X509 *x = NULL;
     BIO *b;
 
-    if (apr_dbd_prepare(db->driver, r->pool, db->handle,
-                        "SELECT cert FROM scep_issued WHERE transid = %s "
-                        "AND keyid = %s", NULL, &stmt) != 0
-        || apr_dbd_pvselect(db->driver, r->pool, db->handle, &res, stmt, 0,
-                            transid, keyid) != 0) {
+    if (apr_dbd_pvselect(db->driver, r->pool, db->handle, &res, db->select,
+                         0, transid, keyid) != 0) {
         return NULL;
     }
     if (apr_dbd_get_row(db->driver, r->pool, res, &row, -1) == 0
@@ -274,17 +306,9 @@ static int record(request_rec *r, db_conn_t *db, X509 *x,
                   const char *transid, const char *keyid,
                   const scep_submit_request_t *req)
 {
-    apr_dbd_prepared_t *stmt;
     int rows = 0;
 
-    if (apr_dbd_prepare(db->driver, r->pool, db->handle,
-                        "INSERT INTO scep_issued (serial, transid, keyid, "
-                        "subject, template, requester, client, issued, "
-                        "not_after, cert) VALUES (%s, %s, %s, %s, %s, %s, "
-                        "%s, %s, %s, %s)", NULL, &stmt) != 0) {
-        return 0;
-    }
-    return apr_dbd_pvquery(db->driver, r->pool, db->handle, &rows, stmt,
+    return apr_dbd_pvquery(db->driver, r->pool, db->handle, &rows, db->insert,
                            scep_ca_serial_hex(r->pool, x), transid, keyid,
                            scep_ra_subject(r->pool, x), req->template_name,
                            req->requester ? req->requester : "",
