@@ -163,6 +163,13 @@ typedef struct {
     const char *reason;          /**< REJECTED: for the log, not the client */
 } scep_submit_result_t;
 
+/** What a CA knows of a certificate (renewal). */
+typedef enum {
+    SCEP_CERT_GOOD = 0,      /**< issued by this CA, not revoked */
+    SCEP_CERT_REVOKED,       /**< revoked */
+    SCEP_CERT_UNKNOWN        /**< not known: renewal then fails closed */
+} scep_cert_status_e;
+
 /**
  * A submission provider.  Functions return APR_SUCCESS with *res filled,
  * or an error when the CA could not be asked (the device then gets
@@ -206,6 +213,11 @@ typedef struct scep_submit_provider_t {
     apr_status_t (*get_crl)(void *instance, request_rec *r,
                             X509_NAME *issuer, const ASN1_INTEGER *serial,
                             X509_CRL **crl);
+
+    /** Renewal: the status of the certificate that signed the request.
+     *  NULL means the provider cannot tell, and renewal is refused. */
+    scep_cert_status_e (*cert_status)(void *instance, request_rec *r,
+                                      X509 *cert);
 } scep_submit_provider_t;
 
 #endif /* MOD_SCEP_H */

@@ -48,6 +48,8 @@ static const char *const schema =
     " issued TEXT NOT NULL,"
     " not_after TEXT NOT NULL,"
     " cert TEXT NOT NULL,"           /* PEM */
+    " superseded_by TEXT,"           /* serial of its renewal */
+    " revoked TEXT,"                 /* when, if revoked */
     " UNIQUE (transid, keyid))";
 
 /* One connection per database per process; apr_dbd handles are not
@@ -58,7 +60,14 @@ typedef struct {
     apr_thread_mutex_t *mutex;
     apr_dbd_prepared_t *select;        /* the certificate of a request */
     apr_dbd_prepared_t *insert;        /* record an issued certificate */
+    apr_dbd_prepared_t *status;        /* revoked column of a serial */
+    apr_dbd_prepared_t *supersede;     /* mark a renewed certificate */
 } db_conn_t;
+
+static const char *const status_sql =
+    "SELECT COALESCE(revoked, '') FROM scep_issued WHERE serial = %s";
+static const char *const supersede_sql =
+    "UPDATE scep_issued SET superseded_by = %s WHERE serial = %s";
 
 static const char *const select_sql =
     "SELECT cert FROM scep_issued WHERE transid = %s AND keyid = %s";
@@ -221,7 +230,11 @@ static db_conn_t *open_conn(request_rec *r, const char *spec)
         || apr_dbd_prepare(conn->driver, p, conn->handle, select_sql, NULL,
                            &conn->select) != 0
         || apr_dbd_prepare(conn->driver, p, conn->handle, insert_sql, NULL,
-                           &conn->insert) != 0) {
+                           &conn->insert) != 0
+        || apr_dbd_prepare(conn->driver, p, conn->handle, status_sql, NULL,
+                           &conn->status) != 0
+        || apr_dbd_prepare(conn->driver, p, conn->handle, supersede_sql,
+                           NULL, &conn->supersede) != 0) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(00063)
                       "local CA: cannot prepare statements on %s: %s", spec,
                       apr_dbd_error(conn->driver, conn->handle, 0));
@@ -407,6 +420,13 @@ static apr_status_t local_submit(void *instance, request_rec *r,
         /* A unique key on serial and on (transaction, key): a clash is a
          * concurrent twin (found on the next pass) or a serial reuse. */
         if (record(r, db, x, transid, keyid, req)) {
+            if (req->renewal_signer) {
+                int rows = 0;
+                apr_dbd_pvquery(db->driver, r->pool, db->handle, &rows,
+                                db->supersede, scep_ca_serial_hex(r->pool, x),
+                                scep_ca_serial_hex(r->pool,
+                                                   req->renewal_signer));
+            }
             apr_thread_mutex_unlock(db->mutex);
             issued(res, r->pool, x, c);
             return APR_SUCCESS;
@@ -419,6 +439,36 @@ static apr_status_t local_submit(void *instance, request_rec *r,
     return APR_EGENERAL;
 }
 
+/* Known, and not revoked, in this CA's own records. */
+static scep_cert_status_e local_cert_status(void *instance, request_rec *r,
+                                            X509 *cert)
+{
+    const scep_dir_conf_t *c =
+        ap_get_module_config(r->per_dir_config, &scep_module);
+    scep_cert_status_e st = SCEP_CERT_UNKNOWN;
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    const char *revoked;
+    db_conn_t *db;
+
+    if (c->localca_key == NULL
+        || X509_NAME_cmp(X509_get_issuer_name(cert),
+                         X509_get_subject_name(ca_cert(c))) != 0
+        || (db = connection(r, scep_ca_local_db(r->pool, c))) == NULL) {
+        return SCEP_CERT_UNKNOWN;
+    }
+    apr_thread_mutex_lock(db->mutex);
+    if (apr_dbd_pvselect(db->driver, r->pool, db->handle, &res, db->status,
+                         0, scep_ca_serial_hex(r->pool, cert)) == 0) {
+        while (apr_dbd_get_row(db->driver, r->pool, res, &row, -1) == 0) {
+            revoked = apr_dbd_get_entry(db->driver, row, 0);
+            st = (revoked && *revoked) ? SCEP_CERT_REVOKED : SCEP_CERT_GOOD;
+        }
+    }
+    apr_thread_mutex_unlock(db->mutex);
+    return st;
+}
+
 const scep_submit_provider_t scep_submit_local = {
     "local",
     NULL,
@@ -427,5 +477,6 @@ const scep_submit_provider_t scep_submit_local = {
     local_submit,
     NULL,
     NULL,
-    NULL
+    NULL,
+    local_cert_status
 };

@@ -36,6 +36,7 @@ void *scep_config_create_dir(apr_pool_t *p, char *dir)
     c->enforce_password = SCEP_UNSET;
     c->admin_allow_http = SCEP_UNSET;
     c->admin_utf8 = SCEP_UNSET;
+    c->renewal_name_match = SCEP_UNSET;
     return c;
 }
 
@@ -80,6 +81,7 @@ void *scep_config_merge_dir(apr_pool_t *p, void *basev, void *addv)
     MERGE_PTR(template_sig);
     MERGE_PTR(template_enc);
     MERGE_PTR(template_general);
+    MERGE_VAL(renewal_name_match);
     return c;
 }
 
@@ -172,7 +174,8 @@ int scep_conf_has_directives(const scep_dir_conf_t *c)
            || c->password_length != SCEP_UNSET
            || c->enforce_password != SCEP_UNSET
            || c->admin_allow_http != SCEP_UNSET
-           || c->admin_utf8 != SCEP_UNSET;
+           || c->admin_utf8 != SCEP_UNSET
+           || c->renewal_name_match != SCEP_UNSET;
 }
 
 int scep_conf_is_set(const scep_dir_conf_t *c)
@@ -602,6 +605,13 @@ static const char *scep_cmd_SCEPSinglePasswordFile(cmd_parms *cmd, void *dc,
     return NULL;
 }
 
+static const char *scep_cmd_SCEPRenewalSubjectNameMatch(cmd_parms *cmd,
+                                                       void *dc, int on)
+{
+    ((scep_dir_conf_t *)dc)->renewal_name_match = on;
+    return NULL;
+}
+
 static const char *scep_cmd_SCEPAdminAllowHTTP(cmd_parms *cmd, void *dc,
                                                int on)
 {
@@ -848,6 +858,10 @@ const command_rec scep_cmds[] = {
     AP_INIT_TAKE_ARGV("SCEPTemplate", scep_cmd_SCEPTemplate, NULL, RSRC_CONF,
                       "define a template: name [days=N] [keyusage=a,b] "
                       "[eku=x,y]"),
+    AP_INIT_FLAG("SCEPRenewalSubjectNameMatch",
+                 scep_cmd_SCEPRenewalSubjectNameMatch, NULL, SCEP_ANYWHERE,
+                 "a renewal must keep the subject and subjectAltName of the "
+                 "certificate it renews (default On)"),
     AP_INIT_TAKE1("SCEPAdminEncoding", scep_cmd_SCEPAdminEncoding, NULL,
                   SCEP_ANYWHERE,
                   "encoding of the admin HTML page: UTF-16LE (default, as "

@@ -73,6 +73,7 @@ typedef struct scep_dir_conf_t {
     const char *template_sig;          /* SCEPSignatureTemplate */
     const char *template_enc;          /* SCEPEncryptionTemplate */
     const char *template_general;      /* SCEPGeneralPurposeTemplate */
+    int renewal_name_match;            /* SCEPRenewalSubjectNameMatch */
 } scep_dir_conf_t;
 
 /* The RA identity in effect for a configuration. */

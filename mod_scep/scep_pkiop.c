@@ -120,7 +120,90 @@ static const char *transid_text(pkiop_t *op)
     return op->msg->transid.len ? (const char *)op->msg->transid.data : "-";
 }
 
-/* PKCSReq (RFC 8894 3.3.1): challenge, template, CA. */
+/* The SAN extension's DER (NULL when absent), for comparing names. */
+static const unsigned char *san_der(apr_pool_t *p,
+                                    STACK_OF(X509_EXTENSION) *exts, int *len)
+{
+    int idx = X509v3_get_ext_by_NID(exts, NID_subject_alt_name, -1);
+    ASN1_OCTET_STRING *v;
+
+    if (idx < 0) {
+        *len = 0;
+        return NULL;
+    }
+    v = X509_EXTENSION_get_data(X509v3_get_ext(exts, idx));
+    *len = ASN1_STRING_length(v);
+    return apr_pmemdup(p, ASN1_STRING_get0_data(v), (apr_size_t)*len);
+}
+
+/*
+ * A renewal (RFC 8894 3.3.1.2; NDES KB959193): signed by a certificate of
+ * this CA, valid now, not revoked (unknown counts as revoked), with the
+ * same names unless SCEPRenewalSubjectNameMatch Off.  NULL if it holds.
+ */
+static const char *renewal_problem(pkiop_t *op,
+                                   const scep_submit_provider_t *prov)
+{
+    request_rec *r = op->r;
+    X509 *signer = op->msg->signer;
+    STACK_OF(X509) *chain = op->c->localca_cert ? op->c->localca_cert->certs
+                                                : op->c->ca->certs;
+    scep_cert_status_e st;
+
+    if (op->msg->digest_nid == NID_sha1) {
+        return "a renewal request must be signed with SHA-2";
+    }
+    if (!scep_ra_chains_to_ca(signer, chain)) {
+        return "the signer certificate is not a valid certificate of this "
+               "CA (foreign or expired)";
+    }
+    st = (prov && prov->cert_status)
+             ? prov->cert_status(op->c->submit_instance, r, signer)
+             : SCEP_CERT_UNKNOWN;
+    if (st == SCEP_CERT_REVOKED) {
+        return "the signer certificate is revoked";
+    }
+    if (st != SCEP_CERT_GOOD) {
+        return "the CA does not know the signer certificate, so it cannot "
+               "tell whether it is revoked";
+    }
+    if (op->c->renewal_name_match != 0) {
+        STACK_OF(X509_EXTENSION) *exts =
+            X509_REQ_get_extensions(op->msg->csr);
+        const STACK_OF(X509_EXTENSION) *old = X509_get0_extensions(signer);
+        const unsigned char *a, *b;
+        int alen, blen;
+        a = san_der(r->pool, exts, &alen);
+        b = san_der(r->pool, (STACK_OF(X509_EXTENSION) *)old, &blen);
+        sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+        if (X509_NAME_cmp(X509_get_subject_name(signer),
+                          X509_REQ_get_subject_name(op->msg->csr)) != 0) {
+            return "the request's subject differs from the certificate's";
+        }
+        if (alen != blen || (alen && memcmp(a, b, (size_t)alen) != 0)) {
+            return "the request's subjectAltName differs from the "
+                   "certificate's";
+        }
+    }
+    return NULL;
+}
+
+/* Is this request signed by a certificate of our CA rather than by a
+ * device's own self-signed one? */
+static int signed_by_issued_cert(pkiop_t *op)
+{
+    X509 *signer = op->msg->signer;
+    X509 *ca = sk_X509_value(op->c->localca_cert ? op->c->localca_cert->certs
+                                                 : op->c->ca->certs, 0);
+
+    return X509_NAME_cmp(X509_get_issuer_name(signer),
+                         X509_get_subject_name(ca)) == 0
+           && X509_NAME_cmp(X509_get_issuer_name(signer),
+                            X509_get_subject_name(signer)) != 0;
+}
+
+/* PKCSReq and RenewalReq (RFC 8894 3.3.1): challenge or renewal check,
+ * template, CA. */
 static int enroll(pkiop_t *op)
 {
     request_rec *r = op->r;
@@ -167,6 +250,30 @@ static int enroll(pkiop_t *op)
 
     chal = scep_conf_challenge(c, &svc);
     pw = scep_ca_request_challenge(r->pool, op->msg->csr, &pwlen);
+    if (op->msg->type == SCEP_MT_RENEWALREQ || signed_by_issued_cert(op)) {
+        const char *why = renewal_problem(op, prov);
+        if (why == NULL) {
+            /* The certificate vouches: no challenge is needed. */
+            req.renewal_signer = op->msg->signer;
+            svc.enforce = 0;
+            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, SCEPLOGNO(00087)
+                          "transaction %s: renewal of serial %s (%s)",
+                          transid_text(op),
+                          scep_ca_serial_hex(r->pool, op->msg->signer),
+                          scep_ra_subject(r->pool, op->msg->signer));
+        }
+        else if (op->msg->type == SCEP_MT_RENEWALREQ || pw == NULL) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(00088)
+                          "transaction %s: renewal refused: %s",
+                          transid_text(op), why);
+            return fail(op, SCEP_FAIL_BADREQUEST);
+        }
+        else {
+            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, SCEPLOGNO(00089)
+                          "transaction %s: not a renewal (%s); checking its "
+                          "challenge password", transid_text(op), why);
+        }
+    }
     if (svc.enforce) {
         scep_challenge_status_e st;
         if (pw == NULL || pwlen == 0) {
@@ -337,6 +444,7 @@ int scep_pkiop_handle(request_rec *r, const scep_dir_conf_t *c)
     }
     switch (op.msg->type) {
     case SCEP_MT_PKCSREQ:
+    case SCEP_MT_RENEWALREQ:
         return enroll(&op);
     default:
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(00084)

@@ -299,7 +299,7 @@ const char *scep_ra_store_read(apr_pool_t *p, const char *dir,
     return NULL;
 }
 
-static int chains_to_ca(X509 *cert, STACK_OF(X509) *cachain)
+int scep_ra_chains_to_ca(X509 *cert, STACK_OF(X509) *cachain)
 {
     X509_STORE *store = X509_STORE_new();
     X509_STORE_CTX *ctx = X509_STORE_CTX_new();
@@ -349,7 +349,7 @@ const scep_ra_cred_t *scep_ra_store_pick(apr_pool_t *p,
         else if ((problem = validity_problem(c->cert)) != NULL) {
             /* set */
         }
-        else if (!chains_to_ca(c->cert, cachain)) {
+        else if (!scep_ra_chains_to_ca(c->cert, cachain)) {
             problem = "does not chain to the CA certificate";
         }
         if (problem) {

@@ -68,6 +68,10 @@ const scep_ra_cred_t *scep_ra_store_pick(apr_pool_t *p,
 const char *scep_ra_check(apr_pool_t *p, X509 *cert, EVP_PKEY *key,
                           scep_ra_role_e role);
 
+/** Does cert chain to the CA (cachain: the CA then its chain), valid
+ * now?  The configured CA is the anchor even if it is not a root. */
+int scep_ra_chains_to_ca(X509 *cert, STACK_OF(X509) *cachain);
+
 /** Seconds until notAfter (negative when expired). */
 long scep_ra_seconds_left(X509 *cert);
 
