@@ -50,6 +50,7 @@ static const char *const schema =
     " cert TEXT NOT NULL,"           /* PEM */
     " superseded_by TEXT,"           /* serial of its renewal */
     " revoked TEXT,"                 /* when, if revoked */
+    " reason TEXT,"                  /* CRL reason name, if revoked */
     " UNIQUE (transid, keyid))";
 
 /* One connection per database per process; apr_dbd handles are not
@@ -62,8 +63,15 @@ typedef struct {
     apr_dbd_prepared_t *insert;        /* record an issued certificate */
     apr_dbd_prepared_t *status;        /* revoked column of a serial */
     apr_dbd_prepared_t *supersede;     /* mark a renewed certificate */
+    apr_dbd_prepared_t *by_serial;     /* GetCert */
+    apr_dbd_prepared_t *revoked;       /* GetCRL */
 } db_conn_t;
 
+static const char *const by_serial_sql =
+    "SELECT cert FROM scep_issued WHERE serial = %s";
+static const char *const revoked_sql =
+    "SELECT serial, revoked, COALESCE(reason, '') FROM scep_issued "
+    "WHERE revoked IS NOT NULL";
 static const char *const status_sql =
     "SELECT COALESCE(revoked, '') FROM scep_issued WHERE serial = %s";
 static const char *const supersede_sql =
@@ -87,6 +95,12 @@ static apr_status_t free_x509(void *d)
 static apr_status_t free_req(void *d)
 {
     X509_REQ_free(d);
+    return APR_SUCCESS;
+}
+
+static apr_status_t free_crl(void *d)
+{
+    X509_CRL_free(d);
     return APR_SUCCESS;
 }
 
@@ -184,6 +198,18 @@ const char *scep_ca_local_startup(apr_pool_t *p, server_rec *s,
         err = apr_psprintf(p, "cannot create the table in %s: %s", spec,
                            apr_dbd_error(driver, h, 0));
     }
+    else {
+        /* Columns later versions added; an error means it is there. */
+        static const char *const added[] = {
+            "superseded_by TEXT", "revoked TEXT", "reason TEXT"
+        };
+        int i;
+        for (i = 0; i < 3; i++) {
+            apr_dbd_query(driver, h, &rows,
+                          apr_pstrcat(p, "ALTER TABLE scep_issued ADD COLUMN ",
+                                      added[i], NULL));
+        }
+    }
     apr_dbd_close(driver, h);
     if (!err && !strncmp(spec, "sqlite3:", 8) && geteuid() == 0
         && chown(spec + 8, ap_unixd_config.user_id, -1) != 0) {
@@ -234,7 +260,11 @@ static db_conn_t *open_conn(request_rec *r, const char *spec)
         || apr_dbd_prepare(conn->driver, p, conn->handle, status_sql, NULL,
                            &conn->status) != 0
         || apr_dbd_prepare(conn->driver, p, conn->handle, supersede_sql,
-                           NULL, &conn->supersede) != 0) {
+                           NULL, &conn->supersede) != 0
+        || apr_dbd_prepare(conn->driver, p, conn->handle, by_serial_sql,
+                           NULL, &conn->by_serial) != 0
+        || apr_dbd_prepare(conn->driver, p, conn->handle, revoked_sql, NULL,
+                           &conn->revoked) != 0) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(00063)
                       "local CA: cannot prepare statements on %s: %s", spec,
                       apr_dbd_error(conn->driver, conn->handle, 0));
@@ -259,27 +289,27 @@ static db_conn_t *connection(request_rec *r, const char *spec)
     return conn;
 }
 
-/* The certificate recorded for this transaction and key, if any. */
-static X509 *recorded(request_rec *r, db_conn_t *db, const char *transid,
-                      const char *keyid)
+/* The first certificate a query finds, if any (the mutex is held). */
+static X509 *select_cert(request_rec *r, db_conn_t *db,
+                         apr_dbd_prepared_t *stmt, const char *a,
+                         const char *b)
 {
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
     const char *pem;
     X509 *x = NULL;
-    BIO *b;
+    BIO *bio;
 
-    if (apr_dbd_pvselect(db->driver, r->pool, db->handle, &res, db->select,
-                         0, transid, keyid) != 0) {
+    if (apr_dbd_pvselect(db->driver, r->pool, db->handle, &res, stmt, 0, a,
+                         b) != 0) {
         return NULL;
     }
-    if (apr_dbd_get_row(db->driver, r->pool, res, &row, -1) == 0
-        && (pem = apr_dbd_get_entry(db->driver, row, 0)) != NULL) {
-        b = BIO_new_mem_buf(pem, -1);
-        x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
-        BIO_free(b);
-        /* Read the rest so the statement is finished. */
-        while (apr_dbd_get_row(db->driver, r->pool, res, &row, -1) == 0) {
+    /* Read every row so the statement is finished. */
+    while (apr_dbd_get_row(db->driver, r->pool, res, &row, -1) == 0) {
+        if (x == NULL && (pem = apr_dbd_get_entry(db->driver, row, 0))) {
+            bio = BIO_new_mem_buf(pem, -1);
+            x = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+            BIO_free(bio);
         }
     }
     if (x) {
@@ -287,6 +317,13 @@ static X509 *recorded(request_rec *r, db_conn_t *db, const char *transid,
                                   apr_pool_cleanup_null);
     }
     return x;
+}
+
+/* The certificate recorded for this transaction and key, if any. */
+static X509 *recorded(request_rec *r, db_conn_t *db, const char *transid,
+                      const char *keyid)
+{
+    return select_cert(r, db, db->select, transid, keyid);
 }
 
 static const char *pem_of(apr_pool_t *p, X509 *x)
@@ -439,6 +476,195 @@ static apr_status_t local_submit(void *instance, request_rec *r,
     return APR_EGENERAL;
 }
 
+static const char *key_id(apr_pool_t *p, EVP_PKEY *key)
+{
+    unsigned char *spki = NULL;
+    int n = i2d_PUBKEY(key, &spki);
+    const char *id = n > 0 ? scep_ca_sha256_hex(p, spki, (apr_size_t)n)
+                           : NULL;
+
+    OPENSSL_free(spki);
+    return id;
+}
+
+static void bad_cert_id(scep_submit_result_t *res, const char *why)
+{
+    memset(res, 0, sizeof(*res));
+    res->status = SCEP_SUBMIT_REJECTED;
+    res->fail_info = 4;  /* badCertId */
+    res->reason = why;
+}
+
+static db_conn_t *conf_db(request_rec *r, const scep_dir_conf_t **c)
+{
+    *c = ap_get_module_config(r->per_dir_config, &scep_module);
+    return (*c)->localca_key ? connection(r, scep_ca_local_db(r->pool, *c))
+                             : NULL;
+}
+
+/* CertPoll (RFC 8894 3.3.3): every request is decided at once here, so a
+ * poll finds the certificate of its transaction, for the same key. */
+static apr_status_t local_poll(void *instance, request_rec *r,
+                               const char *transaction_id, X509_NAME *subject,
+                               EVP_PKEY *requester_key,
+                               scep_submit_result_t *res)
+{
+    const scep_dir_conf_t *c;
+    db_conn_t *db = conf_db(r, &c);
+    const char *keyid = key_id(r->pool, requester_key);
+    X509 *x;
+
+    if (db == NULL || keyid == NULL) {
+        return APR_EGENERAL;
+    }
+    apr_thread_mutex_lock(db->mutex);
+    x = select_cert(r, db, db->select,
+                    scep_ca_sha256_hex(r->pool, transaction_id,
+                                       strlen(transaction_id)), keyid);
+    apr_thread_mutex_unlock(db->mutex);
+    if (x == NULL) {
+        bad_cert_id(res, "no request with this transaction and key");
+    }
+    else if (X509_NAME_cmp(X509_get_subject_name(x), subject) != 0) {
+        bad_cert_id(res, "the poll names another subject");
+    }
+    else {
+        issued(res, r->pool, x, c);
+    }
+    return APR_SUCCESS;
+}
+
+/* GetCert (RFC 8894 3.3.4): a certificate this CA issued. */
+static apr_status_t local_get_cert(void *instance, request_rec *r,
+                                   X509_NAME *issuer,
+                                   const ASN1_INTEGER *serial,
+                                   scep_submit_result_t *res)
+{
+    const scep_dir_conf_t *c;
+    db_conn_t *db = conf_db(r, &c);
+    BIGNUM *bn = ASN1_INTEGER_to_BN(serial, NULL);
+    char *hex = bn ? BN_bn2hex(bn) : NULL;
+    X509 *x = NULL;
+
+    BN_free(bn);
+    if (db == NULL || hex == NULL) {
+        OPENSSL_free(hex);
+        return APR_EGENERAL;
+    }
+    if (X509_NAME_cmp(issuer, X509_get_subject_name(ca_cert(c))) == 0) {
+        apr_thread_mutex_lock(db->mutex);
+        x = select_cert(r, db, db->by_serial, hex, NULL);
+        apr_thread_mutex_unlock(db->mutex);
+    }
+    OPENSSL_free(hex);
+    if (x == NULL) {
+        bad_cert_id(res, "no such certificate");
+        return APR_SUCCESS;
+    }
+    memset(res, 0, sizeof(*res));
+    res->status = SCEP_SUBMIT_ISSUED;
+    res->certs = sk_X509_new_null();
+    apr_pool_cleanup_register(r->pool, res->certs, free_stack,
+                              apr_pool_cleanup_null);
+    sk_X509_push(res->certs, x);
+    return APR_SUCCESS;
+}
+
+static int crl_reason(const char *name)
+{
+    static const char *const names[] = {
+        "unspecified", "keyCompromise", "CACompromise", "affiliationChanged",
+        "superseded", "cessationOfOperation", "certificateHold"
+    };
+    int i;
+
+    for (i = 0; i < (int)(sizeof(names) / sizeof(names[0])); i++) {
+        if (!ap_cstr_casecmp(name, names[i])) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+/* GetCRL (RFC 8894 3.3.5): a CRL of the revoked rows, signed now. */
+static apr_status_t local_get_crl(void *instance, request_rec *r,
+                                  X509_NAME *issuer,
+                                  const ASN1_INTEGER *serial, X509_CRL **out)
+{
+    const scep_dir_conf_t *c;
+    db_conn_t *db = conf_db(r, &c);
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    X509_CRL *crl;
+    int ok = 1;
+
+    if (db == NULL) {
+        return APR_EGENERAL;
+    }
+    if (X509_NAME_cmp(issuer, X509_get_subject_name(ca_cert(c))) != 0) {
+        return APR_NOTFOUND;
+    }
+    crl = X509_CRL_new();
+    if (crl == NULL) {
+        return APR_ENOMEM;
+    }
+    apr_pool_cleanup_register(r->pool, crl, free_crl, apr_pool_cleanup_null);
+    ok = X509_CRL_set_version(crl, 1)
+         && X509_CRL_set_issuer_name(crl, X509_get_subject_name(ca_cert(c)));
+    {
+        ASN1_TIME *now = X509_time_adj_ex(NULL, 0, 0, NULL);
+        ASN1_TIME *next = X509_time_adj_ex(NULL, c->crl_days > 0
+                                                     ? c->crl_days : 7,
+                                           0, NULL);
+        ok = ok && now && next && X509_CRL_set1_lastUpdate(crl, now)
+             && X509_CRL_set1_nextUpdate(crl, next);
+        ASN1_TIME_free(now);
+        ASN1_TIME_free(next);
+    }
+    apr_thread_mutex_lock(db->mutex);
+    if (ok && apr_dbd_pvselect(db->driver, r->pool, db->handle, &res,
+                               db->revoked, 0) != 0) {
+        ok = 0;
+    }
+    while (ok && apr_dbd_get_row(db->driver, r->pool, res, &row, -1) == 0) {
+        const char *sn = apr_dbd_get_entry(db->driver, row, 0);
+        const char *when = apr_dbd_get_entry(db->driver, row, 1);
+        const char *why = apr_dbd_get_entry(db->driver, row, 2);
+        X509_REVOKED *rev = X509_REVOKED_new();
+        BIGNUM *bn = NULL;
+        ASN1_INTEGER *ai = NULL;
+        ASN1_TIME *t = ASN1_TIME_new();
+        int reason = why ? crl_reason(why) : -1;
+
+        if (rev && t && BN_hex2bn(&bn, sn) && (ai = BN_to_ASN1_INTEGER(bn,
+                                                                     NULL))
+            && X509_REVOKED_set_serialNumber(rev, ai)
+            && ASN1_TIME_set_string_X509(t, when)
+            && X509_REVOKED_set_revocationDate(rev, t)) {
+            if (reason > 0) {
+                ASN1_ENUMERATED *e = ASN1_ENUMERATED_new();
+                if (e && ASN1_ENUMERATED_set(e, reason)) {
+                    X509_REVOKED_add1_ext_i2d(rev, NID_crl_reason, e, 0, 0);
+                }
+                ASN1_ENUMERATED_free(e);
+            }
+            X509_CRL_add0_revoked(crl, rev);
+            rev = NULL;
+        }
+        X509_REVOKED_free(rev);
+        ASN1_INTEGER_free(ai);
+        ASN1_TIME_free(t);
+        BN_free(bn);
+    }
+    apr_thread_mutex_unlock(db->mutex);
+    if (!ok || !X509_CRL_sort(crl)
+        || !X509_CRL_sign(crl, c->localca_key->key, scep_conf_hash(c))) {
+        return APR_EGENERAL;
+    }
+    *out = crl;
+    return APR_SUCCESS;
+}
+
 /* Known, and not revoked, in this CA's own records. */
 static scep_cert_status_e local_cert_status(void *instance, request_rec *r,
                                             X509 *cert)
@@ -475,8 +701,8 @@ const scep_submit_provider_t scep_submit_local = {
     NULL,
     local_child_init,
     local_submit,
-    NULL,
-    NULL,
-    NULL,
+    local_poll,
+    local_get_cert,
+    local_get_crl,
     local_cert_status
 };

@@ -37,6 +37,7 @@ void *scep_config_create_dir(apr_pool_t *p, char *dir)
     c->admin_allow_http = SCEP_UNSET;
     c->admin_utf8 = SCEP_UNSET;
     c->renewal_name_match = SCEP_UNSET;
+    c->crl_days = SCEP_UNSET;
     return c;
 }
 
@@ -82,6 +83,7 @@ void *scep_config_merge_dir(apr_pool_t *p, void *basev, void *addv)
     MERGE_PTR(template_enc);
     MERGE_PTR(template_general);
     MERGE_VAL(renewal_name_match);
+    MERGE_VAL(crl_days);
     return c;
 }
 
@@ -175,7 +177,8 @@ int scep_conf_has_directives(const scep_dir_conf_t *c)
            || c->enforce_password != SCEP_UNSET
            || c->admin_allow_http != SCEP_UNSET
            || c->admin_utf8 != SCEP_UNSET
-           || c->renewal_name_match != SCEP_UNSET;
+           || c->renewal_name_match != SCEP_UNSET
+           || c->crl_days != SCEP_UNSET;
 }
 
 int scep_conf_is_set(const scep_dir_conf_t *c)
@@ -605,6 +608,12 @@ static const char *scep_cmd_SCEPSinglePasswordFile(cmd_parms *cmd, void *dc,
     return NULL;
 }
 
+static const char *scep_cmd_SCEPLocalCACRLValidity(cmd_parms *cmd, void *dc,
+                                                   const char *arg)
+{
+    return set_int(cmd, &((scep_dir_conf_t *)dc)->crl_days, arg, 1, 3650);
+}
+
 static const char *scep_cmd_SCEPRenewalSubjectNameMatch(cmd_parms *cmd,
                                                        void *dc, int on)
 {
@@ -858,6 +867,10 @@ const command_rec scep_cmds[] = {
     AP_INIT_TAKE_ARGV("SCEPTemplate", scep_cmd_SCEPTemplate, NULL, RSRC_CONF,
                       "define a template: name [days=N] [keyusage=a,b] "
                       "[eku=x,y]"),
+    AP_INIT_TAKE1("SCEPLocalCACRLValidity", scep_cmd_SCEPLocalCACRLValidity,
+                  NULL, SCEP_ANYWHERE,
+                  "days until the nextUpdate of the local CA's CRL "
+                  "(default 7)"),
     AP_INIT_FLAG("SCEPRenewalSubjectNameMatch",
                  scep_cmd_SCEPRenewalSubjectNameMatch, NULL, SCEP_ANYWHERE,
                  "a renewal must keep the subject and subjectAltName of the "

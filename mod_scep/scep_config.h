@@ -74,6 +74,7 @@ typedef struct scep_dir_conf_t {
     const char *template_enc;          /* SCEPEncryptionTemplate */
     const char *template_general;      /* SCEPGeneralPurposeTemplate */
     int renewal_name_match;            /* SCEPRenewalSubjectNameMatch */
+    int crl_days;                      /* SCEPLocalCACRLValidity, days */
 } scep_dir_conf_t;
 
 /* The RA identity in effect for a configuration. */

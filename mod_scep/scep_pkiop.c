@@ -110,6 +110,20 @@ static int reply(pkiop_t *op, scep_pkistatus_e status, scep_failinfo_e fail,
     return send_certrep(op->r, der, len);
 }
 
+static int reply_crl(pkiop_t *op, X509_CRL *crl)
+{
+    scep_signer_t signer = { op->ra.sign_cert, op->ra.sign_key };
+    unsigned char *der;
+    apr_size_t len;
+
+    if (scep_msg_certrep(op->r->pool, op->msg, SCEP_STATUS_SUCCESS, 0, NULL,
+                         crl, &signer, scep_conf_hash(op->c), &der, &len)
+        != SCEP_OK) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    return send_certrep(op->r, der, len);
+}
+
 static int fail(pkiop_t *op, scep_failinfo_e info)
 {
     return reply(op, SCEP_STATUS_FAILURE, info, NULL);
@@ -365,6 +379,68 @@ static int enroll(pkiop_t *op)
     return fail(op, (scep_failinfo_e)res.fail_info);
 }
 
+/* CertPoll, GetCert, GetCRL (RFC 8894 3.3.3 to 3.3.5): the provider
+ * answers from what the CA holds. */
+static int lookup(pkiop_t *op)
+{
+    request_rec *r = op->r;
+    const scep_submit_provider_t *prov = scep_conf_submit(op->c);
+    void *inst = op->c->submit_instance;
+    scep_submit_result_t res;
+    X509_CRL *crl = NULL;
+    apr_status_t rv = APR_ENOTIMPL;
+
+    memset(&res, 0, sizeof(res));
+    switch (op->msg->type) {
+    case SCEP_MT_CERTPOLL:
+        if (prov && prov->poll) {
+            rv = prov->poll(inst, r, transid_text(op), op->msg->subject,
+                            X509_get0_pubkey(op->msg->signer), &res);
+        }
+        break;
+    case SCEP_MT_GETCERT:
+        if (prov && prov->get_cert) {
+            rv = prov->get_cert(inst, r, op->msg->issuer, op->msg->serial,
+                                &res);
+        }
+        break;
+    default:
+        if (prov && prov->get_crl) {
+            rv = prov->get_crl(inst, r, op->msg->issuer, op->msg->serial,
+                               &crl);
+        }
+        if (rv == APR_SUCCESS) {
+            return reply_crl(op, crl);
+        }
+        if (rv == APR_NOTFOUND) {
+            res.status = SCEP_SUBMIT_REJECTED;
+            res.fail_info = SCEP_FAIL_BADCERTID;
+            res.reason = "not a certificate of this CA";
+            rv = APR_SUCCESS;
+        }
+    }
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, SCEPLOGNO(00090)
+                      "transaction %s: %s cannot be answered by provider %s",
+                      transid_text(op), scep_msgtype_name(op->msg->type),
+                      prov ? prov->name : "none");
+        return fail(op, SCEP_FAIL_BADREQUEST);
+    }
+    switch (res.status) {
+    case SCEP_SUBMIT_ISSUED:
+        return reply(op, SCEP_STATUS_SUCCESS, 0, res.certs);
+    case SCEP_SUBMIT_PENDING:
+        return reply(op, SCEP_STATUS_PENDING, 0, NULL);
+    case SCEP_SUBMIT_REJECTED:
+        break;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, SCEPLOGNO(00091)
+                  "transaction %s: %s: %s (NDES event 25)", transid_text(op),
+                  scep_msgtype_name(op->msg->type),
+                  res.reason ? res.reason : "refused");
+    return fail(op, (scep_failinfo_e)res.fail_info);
+}
+
 int scep_pkiop_handle(request_rec *r, const scep_dir_conf_t *c)
 {
     apr_off_t max = scep_conf_max_request(c);
@@ -446,6 +522,10 @@ int scep_pkiop_handle(request_rec *r, const scep_dir_conf_t *c)
     case SCEP_MT_PKCSREQ:
     case SCEP_MT_RENEWALREQ:
         return enroll(&op);
+    case SCEP_MT_CERTPOLL:
+    case SCEP_MT_GETCERT:
+    case SCEP_MT_GETCRL:
+        return lookup(&op);
     default:
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(00084)
                       "transaction %s: %s is not served yet",
