@@ -501,6 +501,10 @@ scep_err_e scep_msg_parse(apr_pool_t *p, const unsigned char *der,
     CMS_SignerInfo_get0_algs(si, NULL, NULL, &digest_alg, NULL);
     m->digest_nid = OBJ_obj2nid(digest_alg->algorithm);
     if (!digest_allowed(m->digest_nid, opts)) {
+        /* Readable enough to address a FAILURE badAlg, which must then
+         * not be signed with the digest refused here. */
+        read_attrs(p, si, m);
+        m->digest_nid = NID_undef;
         return SCEP_E_DIGEST;
     }
 

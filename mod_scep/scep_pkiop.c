@@ -304,12 +304,15 @@ static int enroll(pkiop_t *op)
             req.lookup_only = 1;
             if (prov && prov->submit(c->submit_instance, r, &req, &res)
                             == APR_SUCCESS
-                && res.status == SCEP_SUBMIT_ISSUED) {
+                && res.status != SCEP_SUBMIT_REJECTED) {
                 ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, SCEPLOGNO(00086)
-                              "transaction %s: a resent request; sending "
-                              "the certificate issued for it",
-                              transid_text(op));
-                return reply(op, SCEP_STATUS_SUCCESS, 0, res.certs);
+                              "transaction %s: a resent request; answering "
+                              "as before (%s)", transid_text(op),
+                              res.status == SCEP_SUBMIT_ISSUED ? "issued"
+                                                               : "pending");
+                return res.status == SCEP_SUBMIT_ISSUED
+                           ? reply(op, SCEP_STATUS_SUCCESS, 0, res.certs)
+                           : reply(op, SCEP_STATUS_PENDING, 0, NULL);
             }
             req.lookup_only = 0;
         }

@@ -30,74 +30,7 @@ ok(-f $so, "module $so");
 ok(defined $mpm_conf && -f $mpm_conf, 'the -httpd_conf file of this run')
     or diag("httpd_conf: " . ($mpm_conf // 'undef'));
 
-# try_httpd SCEP_CONFIG[, PATH]: run an httpd in the foreground with this
-# configuration, GET PATH once it serves, stop it.  Returns a hash: rc
-# (its exit status when it did not start), started, out (its stdout and
-# stderr), log (its error_log), res.  (-DFOREGROUND because with -k start
-# httpd detaches before the module's checks and exits 0 either way.)
-sub try_httpd {
-    my ($scep_conf, $path) = @_;
-    my $dir = tempdir('httpd-XXXXXX', DIR => tmpdir());
-    my $port = free_port();
-    spew("$dir/mime.types", '');
-    my $conf = spew("$dir/httpd.conf", <<CONF);
-ServerRoot "$dir"
-ServerName 127.0.0.1
-Include "$mpm_conf"
-LoadModule scep_module "$so"
-Listen 127.0.0.1:$port
-PidFile "$dir/httpd.pid"
-ErrorLog "$dir/error_log"
-LogLevel debug
-DefaultRuntimeDir "$dir"
-TypesConfig "$dir/mime.types"
-$scep_conf
-CONF
-    my %r = (rc => undef, started => 0);
-    my $pid = fork() // die "fork: $!";
-    if (!$pid) {
-        # its own process group: prefork's parent stops its children
-        # with killpg(getpgrp()), which would hit this test too
-        POSIX::setsid();
-        open STDIN, '<', '/dev/null';
-        open STDOUT, '>', "$dir/out";
-        open STDERR, '>&', \*STDOUT;
-        { no warnings 'exec'; exec $httpd, '-f', $conf, '-DFOREGROUND'; }
-        POSIX::_exit(127);
-    }
-    for (1 .. 150) {
-        if (waitpid($pid, POSIX::WNOHANG()) == $pid) {
-            $r{rc} = $? >> 8;
-            last;
-        }
-        if (-s "$dir/httpd.pid"
-            && IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port")) {
-            $r{started} = 1;
-            last;
-        }
-        select(undef, undef, undef, 0.1);
-    }
-    if (!defined $r{rc}) {
-        if ($r{started} && defined $path) {
-            my $ua = LWP::UserAgent->new(timeout => 10);
-            $r{res} = $ua->get("http://127.0.0.1:$port$path");
-        }
-        kill 'TERM', $pid;
-        for (1 .. 100) {
-            last if waitpid($pid, POSIX::WNOHANG()) == $pid;
-            select(undef, undef, undef, 0.1);
-        }
-        if (kill 0, $pid) {
-            diag("httpd $pid in $dir did not stop; killing it");
-            kill 'KILL', $pid;
-            waitpid($pid, 0);
-        }
-    }
-    $r{rc} //= 0;
-    $r{out} = slurp("$dir/out") // '';
-    $r{log} = slurp("$dir/error_log") // '';
-    return \%r;
-}
+# try_httpd (t/lib/SCEPTest.pm): a separate small httpd per case.
 
 my $pki = pki();
 my %good = (

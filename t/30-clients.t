@@ -1,7 +1,7 @@
 # Licensed under the Apache License, Version 2.0; see LICENSE.
 # Real SCEP clients from Debian packages against the server: strongSwan's
 # pki --scepca, certmonger's scep-submit, micromdm's scepclient.  (They
-# only fetch here: PKIOperation is not served yet.)
+# only fetch here: PKIOperation is covered in t/5*.t.)
 use strict;
 use warnings FATAL => 'all';
 

@@ -12,6 +12,8 @@ use File::Temp qw(tempdir);
 use File::Spec;
 use POSIX ();
 use IO::Socket::INET;
+use LWP::UserAgent;
+use Test::More ();
 use HTTP::Request;
 use Apache::Test ();
 use Apache::TestRequest ();
@@ -19,7 +21,7 @@ use Apache::TestRequest ();
 our @EXPORT = qw(
     pki tmpdir run slurp spew url scep_get scep_head scep_request
     pem_certs der_of pkcs7_certs cn_of cns asn1_has_no_econtent
-    cms_signed_content cms_digest free_port
+    cms_signed_content cms_digest free_port try_httpd
 );
 
 # The device URL of the default NDES-style service.
@@ -155,7 +157,7 @@ sub cn_of {
     my $pem = shift;
     my $body = $pem;
     $body =~ s/-----(BEGIN|END)CERTIFICATE-----//g;
-    $body =~ s/(.{64})/$1\n/g;
+    $body =~ s/(.{64})(?=.)/$1\n/g;
     my $in = spew(File::Spec->catfile(tmpdir(), 'cn-' . ++$seq . '.pem'),
         "-----BEGIN CERTIFICATE-----\n$body\n-----END CERTIFICATE-----\n");
     my $out = run('openssl', 'x509', '-in', $in, '-noout', '-subject',
@@ -241,6 +243,82 @@ sub free_port {
     my $port = $s->sockport;
     close $s;
     return $port;
+}
+
+# try_httpd SCEP_CONFIG[, PATH]: run an httpd of its own (the MPM and
+# modules of this run, mod_scep) in the foreground with this
+# configuration, GET PATH once it serves, stop it.  Returns a hash: dir
+# (its ServerRoot), rc
+# (its exit status when it did not start), started, out (its stdout and
+# stderr), log (its error_log), res.  (-DFOREGROUND because with -k start
+# httpd detaches before the module's checks and exits 0 either way.)
+sub try_httpd {
+    my ($scep_conf, $path) = @_;
+    my $vars = Apache::Test::config()->{vars};
+    my $httpd = $vars->{httpd};
+    my $so = "$vars->{top_dir}/.libs/mod_scep.so";
+    # the modules of this run (t/setup/MPM.conf, given with -httpd_conf)
+    my $mpm_conf = $vars->{httpd_conf};
+    my $dir = tempdir('httpd-XXXXXX', DIR => tmpdir());
+    my $port = free_port();
+    spew("$dir/mime.types", '');
+    my $conf = spew("$dir/httpd.conf", <<CONF);
+ServerRoot "$dir"
+ServerName 127.0.0.1
+Include "$mpm_conf"
+LoadModule scep_module "$so"
+Listen 127.0.0.1:$port
+PidFile "$dir/httpd.pid"
+ErrorLog "$dir/error_log"
+LogLevel debug
+DefaultRuntimeDir "$dir"
+TypesConfig "$dir/mime.types"
+$scep_conf
+CONF
+    my %r = (rc => undef, started => 0, dir => $dir);
+    my $pid = fork() // die "fork: $!";
+    if (!$pid) {
+        # its own process group: prefork's parent stops its children
+        # with killpg(getpgrp()), which would hit this test too
+        POSIX::setsid();
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>', "$dir/out";
+        open STDERR, '>&', \*STDOUT;
+        { no warnings 'exec'; exec $httpd, '-f', $conf, '-DFOREGROUND'; }
+        POSIX::_exit(127);
+    }
+    for (1 .. 150) {
+        if (waitpid($pid, POSIX::WNOHANG()) == $pid) {
+            $r{rc} = $? >> 8;
+            last;
+        }
+        if (-s "$dir/httpd.pid"
+            && IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port")) {
+            $r{started} = 1;
+            last;
+        }
+        select(undef, undef, undef, 0.1);
+    }
+    if (!defined $r{rc}) {
+        if ($r{started} && defined $path) {
+            my $ua = LWP::UserAgent->new(timeout => 10);
+            $r{res} = $ua->get("http://127.0.0.1:$port$path");
+        }
+        kill 'TERM', $pid;
+        for (1 .. 100) {
+            last if waitpid($pid, POSIX::WNOHANG()) == $pid;
+            select(undef, undef, undef, 0.1);
+        }
+        if (kill 0, $pid) {
+            Test::More::diag("httpd $pid in $dir did not stop; killing it");
+            kill 'KILL', $pid;
+            waitpid($pid, 0);
+        }
+    }
+    $r{rc} //= 0;
+    $r{out} = slurp("$dir/out") // '';
+    $r{log} = slurp("$dir/error_log") // '';
+    return \%r;
 }
 
 1;
