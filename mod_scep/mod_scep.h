@@ -220,6 +220,13 @@ typedef struct scep_submit_provider_t {
      *  NULL means the provider cannot tell, and renewal is refused. */
     scep_cert_status_e (*cert_status)(void *instance, request_rec *r,
                                       X509 *cert);
+
+    /** SCEP_SUBMIT_* flags. */
+    unsigned int flags;
 } scep_submit_provider_t;
+
+/** The provider does not use scep_submit_request_t.ra_request, so the RA
+ *  saves the signature (an embedded CA trusts the RA in-process). */
+#define SCEP_SUBMIT_NO_RA_REQUEST 0x1
 
 #endif /* MOD_SCEP_H */

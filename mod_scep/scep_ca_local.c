@@ -704,5 +704,6 @@ const scep_submit_provider_t scep_submit_local = {
     local_poll,
     local_get_cert,
     local_get_crl,
-    local_cert_status
+    local_cert_status,
+    SCEP_SUBMIT_NO_RA_REQUEST
 };

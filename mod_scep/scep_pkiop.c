@@ -244,14 +244,18 @@ static int enroll(pkiop_t *op)
                       transid_text(op));
     }
     t = scep_conf_template(c, ku);
+    if (t == NULL) {
+        return fail(op, SCEP_FAIL_BADREQUEST);
+    }
 
     n = i2d_X509_REQ(op->msg->csr, &csr);
     memset(&req, 0, sizeof(req));
     if (n <= 0
-        || scep_msg_sign_data(r->pool, csr, (apr_size_t)n, ra.cert, ra.key,
-                              scep_conf_hash(c),
-                              (unsigned char **)&req.ra_request,
-                              &req.ra_request_len) != SCEP_OK) {
+        || (!(prov && (prov->flags & SCEP_SUBMIT_NO_RA_REQUEST))
+            && scep_msg_sign_data(r->pool, csr, (apr_size_t)n, ra.cert,
+                                  ra.key, scep_conf_hash(c),
+                                  (unsigned char **)&req.ra_request,
+                                  &req.ra_request_len) != SCEP_OK)) {
         OPENSSL_free(csr);
         return fail(op, SCEP_FAIL_BADREQUEST);
     }

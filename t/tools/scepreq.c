@@ -11,21 +11,41 @@
  *               [--cipher aes128|aes192|aes256|des3|des]
  *               [--digest sha256|sha384|sha512|sha224|sha1]
  *               [--msgtype N] [--signer-out CERT.pem] [--no-nonce]
+ *               [--signer-cert CERT.pem [--signer-key KEY.pem]]
+ *               [--content DATA.der]
  *     Builds a pkiMessage: the PKCS#10 (DER) in an EnvelopedData to the
  *     RA encryption certificate, in a SignedData signed with KEY under a
- *     fresh self-signed certificate, with the signed attributes
- *     messageType (default 19, PKCSReq), transactionID and senderNonce.
- *     STATE receives what "rep" needs: the senderNonce and the signer.
+ *     fresh self-signed certificate (named as the request), with the
+ *     signed attributes messageType (default 19, PKCSReq), transactionID
+ *     and senderNonce.  STATE receives what "rep" needs: the senderNonce
+ *     and the signer.
+ *     --signer-cert: sign under this certificate instead (a renewal
+ *     signed by the current certificate), with --signer-key (default
+ *     KEY); "rep" then needs that key.  --content: envelope this
+ *     messageData instead of a PKCS#10 (CertPoll, GetCert, GetCRL; see
+ *     "ias" and "iasubj"); --csr is then optional and only names the
+ *     self-signed certificate.
+ *
+ *   scepreq ias --ca CA.pem (--serial HEX | --serial-from CERT.pem)
+ *               --out DATA.der
+ *     Writes an IssuerAndSerialNumber (GetCert, GetCRL): the issuer is
+ *     the subject of CA.pem.
+ *
+ *   scepreq iasubj --ca CA.pem --subject-from FILE --out DATA.der
+ *     Writes an IssuerAndSubject (CertPoll, RFC 8894 3.3.3): SEQUENCE
+ *     { issuer Name, subject Name }, the issuer the subject of CA.pem,
+ *     the subject that of FILE (a certificate or a PKCS#10, PEM or DER).
  *
  *   scepreq rep --in REPLY.der --key KEY.pem --state STATE
- *               --ra-sign RA-SIGN.pem [--out CERTS.pem]
+ *               --ra-sign RA-SIGN.pem [--out CERTS.pem] [--crl-out CRLS.pem]
  *     Checks a CertRep: signature, signer, attributes; for SUCCESS opens
- *     the envelope with KEY and writes its certificates (PEM, in order).
+ *     the envelope with KEY and writes its certificates (PEM, in order)
+ *     and its CRLs (PEM, GetCRL).
  *     Prints one "name=value" per line:
  *       verified=1|0  signer_is_ra=1|0  messageType=N  pkiStatus=N
  *       failInfo=N|-  transactionID=...  recipientNonce_ok=1|0
  *       senderNonce_len=N  digest=NAME  sigalg=NAME  contentType_attr=1|0
- *       cipher=NAME  certs=N   (cipher and certs: SUCCESS only)
+ *       cipher=NAME  certs=N  crls=N  (cipher, certs, crls: SUCCESS only)
  *     Exit status 0 when the reply could be read (whatever its status).
  */
 
@@ -167,7 +187,7 @@ static X509_REQ *read_csr(const char *file, unsigned char **der, int *derlen)
 static X509 *self_signed(EVP_PKEY *key, X509_REQ *req, const EVP_MD *md)
 {
     X509 *x = X509_new();
-    X509_NAME *name = X509_REQ_get_subject_name(req);
+    X509_NAME *name = req ? X509_REQ_get_subject_name(req) : NULL;
     X509_NAME *fallback = NULL;
     ASN1_INTEGER *serial = ASN1_INTEGER_new();
     unsigned char rnd[8];
@@ -180,7 +200,7 @@ static X509 *self_signed(EVP_PKEY *key, X509_REQ *req, const EVP_MD *md)
     bn = BN_bin2bn(rnd, sizeof(rnd), NULL);
     BN_to_ASN1_INTEGER(bn, serial);
     BN_free(bn);
-    if (X509_NAME_entry_count(name) == 0) {
+    if (name == NULL || X509_NAME_entry_count(name) == 0) {
         fallback = X509_NAME_new();
         X509_NAME_add_entry_by_txt(fallback, "CN", MBSTRING_ASC,
                                    (const unsigned char *)"scepreq signer",
@@ -257,22 +277,28 @@ static const char *arg(int argc, char **argv, const char *name,
 
 static int do_req(int argc, char **argv)
 {
-    EVP_PKEY *key = read_key(arg(argc, argv, "--key", NULL));
+    EVP_PKEY *key = read_key(arg(argc, argv, "--signer-key",
+                                 arg(argc, argv, "--key", NULL)));
     X509 *ra = read_cert(arg(argc, argv, "--ra-enc", NULL));
     const char *transid = arg(argc, argv, "--transid", NULL);
     const char *msgtype = arg(argc, argv, "--msgtype", "19");
     const char *md_name = arg(argc, argv, "--digest", "sha256");
     const char *signer_out = arg(argc, argv, "--signer-out", "-");
+    const char *signer_cert = arg(argc, argv, "--signer-cert", "-");
+    const char *content = arg(argc, argv, "--content", "-");
+    const char *csr_file = arg(argc, argv, "--csr",
+                               strcmp(content, "-") ? "-" : NULL);
     int no_nonce = *arg(argc, argv, "--no-nonce", "-") == '\0';
     const EVP_CIPHER *cipher = cipher_by_name(arg(argc, argv, "--cipher",
                                                   "aes128"));
     const EVP_MD *md = EVP_get_digestbyname(md_name);
     STACK_OF(X509) *recips = sk_X509_new_null();
-    unsigned char *csr_der, *env_der = NULL, *msg_der = NULL;
+    unsigned char *csr_der = NULL, *env_der = NULL, *msg_der = NULL;
     unsigned char nonce[NONCE_LEN];
-    int csr_len, env_len, msg_len;
-    X509_REQ *csr = read_csr(arg(argc, argv, "--csr", NULL), &csr_der,
-                             &csr_len);
+    int csr_len = 0, env_len, msg_len;
+    X509_REQ *csr = strcmp(csr_file, "-")
+                        ? read_csr(csr_file, &csr_der, &csr_len)
+                        : NULL;
     CMS_ContentInfo *env, *cms;
     CMS_SignerInfo *si;
     X509 *signer;
@@ -282,7 +308,22 @@ static int do_req(int argc, char **argv)
     if (md == NULL) {
         die("unknown digest");
     }
-    signer = self_signed(key, csr, md);
+    if (strcmp(content, "-")) {
+        /* Other messageData than the PKCS#10 (CertPoll, GetCert...). */
+        long n;
+        OPENSSL_free(csr_der);
+        csr_der = read_file(content, &n);
+        csr_len = (int)n;
+    }
+    if (strcmp(signer_cert, "-")) {
+        signer = read_cert(signer_cert);
+        if (X509_check_private_key(signer, key) != 1) {
+            die("the signer key does not belong to --signer-cert");
+        }
+    }
+    else {
+        signer = self_signed(key, csr, md);
+    }
 
     /* pkcsPKIEnvelope: the PKCS#10 encrypted to the RA. */
     sk_X509_push(recips, ra);
@@ -344,7 +385,12 @@ static int do_req(int argc, char **argv)
 
     OPENSSL_free(msg_der);
     OPENSSL_free(env_der);
-    OPENSSL_free(csr_der);
+    if (strcmp(content, "-")) {
+        free(csr_der);
+    }
+    else {
+        OPENSSL_free(csr_der);
+    }
     CMS_ContentInfo_free(cms);
     CMS_ContentInfo_free(env);
     sk_X509_free(recips);
@@ -352,6 +398,126 @@ static int do_req(int argc, char **argv)
     X509_free(signer);
     X509_REQ_free(csr);
     EVP_PKEY_free(key);
+    return 0;
+}
+
+/* A certificate or a PKCS#10, PEM or DER: its subject (a copy). */
+static X509_NAME *subject_of(const char *file)
+{
+    long n;
+    unsigned char *data = read_file(file, &n);
+    const unsigned char *p = data;
+    X509_NAME *name = NULL;
+    X509 *x = d2i_X509(NULL, &p, n);
+    X509_REQ *req = NULL;
+    BIO *b;
+
+    if (x == NULL) {
+        p = data;
+        req = d2i_X509_REQ(NULL, &p, n);
+    }
+    if (x == NULL && req == NULL) {
+        b = BIO_new_mem_buf(data, (int)n);
+        x = PEM_read_bio_X509(b, NULL, NULL, NULL);
+        BIO_free(b);
+    }
+    if (x == NULL && req == NULL) {
+        b = BIO_new_mem_buf(data, (int)n);
+        req = PEM_read_bio_X509_REQ(b, NULL, NULL, NULL);
+        BIO_free(b);
+    }
+    if (x) {
+        name = X509_NAME_dup(X509_get_subject_name(x));
+    }
+    else if (req) {
+        name = X509_NAME_dup(X509_REQ_get_subject_name(req));
+    }
+    X509_free(x);
+    X509_REQ_free(req);
+    free(data);
+    if (name == NULL) {
+        fprintf(stderr, "scepreq: no certificate or request in %s\n", file);
+        die("subject_of");
+    }
+    return name;
+}
+
+/* IssuerAndSerialNumber (GetCert, GetCRL). */
+static int do_ias(int argc, char **argv)
+{
+    X509 *ca = read_cert(arg(argc, argv, "--ca", NULL));
+    const char *hex = arg(argc, argv, "--serial", "-");
+    PKCS7_ISSUER_AND_SERIAL *ias = PKCS7_ISSUER_AND_SERIAL_new();
+    unsigned char *der = NULL;
+    BIGNUM *bn = NULL;
+    int n;
+
+    if (ias == NULL
+        || !X509_NAME_set(&ias->issuer, X509_get_subject_name(ca))) {
+        die("ias");
+    }
+    ASN1_INTEGER_free(ias->serial);
+    if (strcmp(hex, "-")) {
+        if (!BN_hex2bn(&bn, hex)) {
+            die("--serial: not a hex number");
+        }
+        ias->serial = BN_to_ASN1_INTEGER(bn, NULL);
+        BN_free(bn);
+    }
+    else {
+        X509 *x = read_cert(arg(argc, argv, "--serial-from", NULL));
+        ias->serial = ASN1_INTEGER_dup(X509_get0_serialNumber(x));
+        X509_free(x);
+    }
+    if (ias->serial == NULL
+        || (n = i2d_PKCS7_ISSUER_AND_SERIAL(ias, &der)) <= 0) {
+        die("cannot encode the IssuerAndSerialNumber");
+    }
+    write_file(arg(argc, argv, "--out", NULL), der, n);
+    OPENSSL_free(der);
+    PKCS7_ISSUER_AND_SERIAL_free(ias);
+    X509_free(ca);
+    return 0;
+}
+
+/* IssuerAndSubject (CertPoll): SEQUENCE { issuer Name, subject Name },
+ * put together by hand (OpenSSL has no type for it). */
+static int do_iasubj(int argc, char **argv)
+{
+    X509 *ca = read_cert(arg(argc, argv, "--ca", NULL));
+    X509_NAME *subject = subject_of(arg(argc, argv, "--subject-from", NULL));
+    unsigned char *a = NULL, *b = NULL, *out, *q;
+    int alen = i2d_X509_NAME(X509_get_subject_name(ca), &a);
+    int blen = i2d_X509_NAME(subject, &b);
+    int body, hl, i;
+
+    if (alen <= 0 || blen <= 0) {
+        die("cannot encode the names");
+    }
+    body = alen + blen;
+    hl = body < 0x80 ? 2 : body < 0x100 ? 3 : body < 0x10000 ? 4 : 5;
+    out = q = malloc((size_t)(hl + body));
+    if (out == NULL) {
+        die("malloc");
+    }
+    *q++ = 0x30;
+    if (hl == 2) {
+        *q++ = (unsigned char)body;
+    }
+    else {
+        *q++ = (unsigned char)(0x80 | (hl - 2));
+        for (i = hl - 3; i >= 0; i--) {
+            *q++ = (unsigned char)(body >> (8 * i));
+        }
+    }
+    memcpy(q, a, (size_t)alen);
+    memcpy(q + alen, b, (size_t)blen);
+    write_file(arg(argc, argv, "--out", NULL), out, hl + body);
+    free(out);
+    OPENSSL_free(a);
+    OPENSSL_free(b);
+    X509_NAME_free(subject);
+    X509_free(ca);
     return 0;
 }
 
@@ -392,6 +558,7 @@ static int do_rep(int argc, char **argv)
     EVP_PKEY *key = read_key(arg(argc, argv, "--key", NULL));
     X509 *ra = read_cert(arg(argc, argv, "--ra-sign", NULL));
     const char *out = arg(argc, argv, "--out", "-");
+    const char *crl_out = arg(argc, argv, "--crl-out", "-");
     const unsigned char *p = der;
     CMS_ContentInfo *cms = d2i_CMS_ContentInfo(NULL, &p, len);
     STACK_OF(X509) *certs = sk_X509_new_null(), *signers;
@@ -491,6 +658,7 @@ static int do_rep(int argc, char **argv)
         BIO *plain = BIO_new(BIO_s_mem());
         PKCS7 *p7;
         STACK_OF(X509) *issued = NULL;
+        STACK_OF(X509_CRL) *crls = NULL;
         int i;
 
         if (env7 == NULL || !PKCS7_type_is_enveloped(env7)) {
@@ -511,8 +679,19 @@ static int do_rep(int argc, char **argv)
         p7 = d2i_PKCS7(NULL, &q, n);
         if (p7 && PKCS7_type_is_signed(p7)) {
             issued = p7->d.sign->cert;
+            crls = p7->d.sign->crl;
         }
         printf("certs=%d\n", issued ? sk_X509_num(issued) : 0);
+        printf("crls=%d\n", crls ? sk_X509_CRL_num(crls) : 0);
+        if (strcmp(crl_out, "-") && crls) {
+            FILE *f = fopen(crl_out, "w");
+            for (i = 0; f && i < sk_X509_CRL_num(crls); i++) {
+                PEM_write_X509_CRL(f, sk_X509_CRL_value(crls, i));
+            }
+            if (f == NULL || fclose(f) != 0) {
+                die("cannot write the CRLs");
+            }
+        }
         if (strcmp(out, "-") && issued) {
             FILE *f = fopen(out, "w");
             for (i = 0; f && i < sk_X509_num(issued); i++) {
@@ -549,6 +728,13 @@ int main(int argc, char **argv)
     if (argc >= 2 && !strcmp(argv[1], "rep")) {
         return do_rep(argc, argv);
     }
-    fprintf(stderr, "usage: scepreq req|rep OPTIONS (see the source)\n");
+    if (argc >= 2 && !strcmp(argv[1], "ias")) {
+        return do_ias(argc, argv);
+    }
+    if (argc >= 2 && !strcmp(argv[1], "iasubj")) {
+        return do_iasubj(argc, argv);
+    }
+    fprintf(stderr, "usage: scepreq req|rep|ias|iasubj OPTIONS (see the "
+                    "source)\n");
     return 2;
 }
