@@ -200,11 +200,12 @@ typedef struct scep_submit_provider_t {
                            scep_submit_result_t *res);
 
     /** A device polls its request (CertPoll): transaction ID, the
-     *  subject it asked for and the key that signs the poll (polls are
-     *  bound to the requester's key); may be NULL. */
+     *  subject it asked for and the certificate that signs the poll
+     *  (polls are bound to the requester: the request's key, or for a
+     *  renewal the certificate renewed); may be NULL. */
     apr_status_t (*poll)(void *instance, request_rec *r,
                          const char *transaction_id, X509_NAME *subject,
-                         EVP_PKEY *requester_key, scep_submit_result_t *res);
+                         X509 *requester, scep_submit_result_t *res);
 
     /** GetCert: a certificate by issuer and serial; may be NULL. */
     apr_status_t (*get_cert)(void *instance, request_rec *r,

@@ -64,9 +64,12 @@ typedef struct {
     apr_dbd_prepared_t *status;        /* revoked column of a serial */
     apr_dbd_prepared_t *supersede;     /* mark a renewed certificate */
     apr_dbd_prepared_t *by_serial;     /* GetCert */
+    apr_dbd_prepared_t *by_transid;    /* CertPoll of a renewal */
     apr_dbd_prepared_t *revoked;       /* GetCRL */
 } db_conn_t;
 
+static const char *const by_transid_sql =
+    "SELECT cert FROM scep_issued WHERE transid = %s";
 static const char *const by_serial_sql =
     "SELECT cert FROM scep_issued WHERE serial = %s";
 static const char *const revoked_sql =
@@ -226,6 +229,34 @@ static apr_status_t local_child_init(void *instance, apr_pool_t *p,
     return apr_thread_mutex_create(&conns_mutex, APR_THREAD_MUTEX_DEFAULT, p);
 }
 
+static const char *key_id(apr_pool_t *p, EVP_PKEY *key)
+{
+    unsigned char *spki = NULL;
+    int n = i2d_PUBKEY(key, &spki);
+    const char *id = n > 0 ? scep_ca_sha256_hex(p, spki, (apr_size_t)n)
+                           : NULL;
+
+    OPENSSL_free(spki);
+    return id;
+}
+
+/*
+ * The storage key of a transaction: the hashed transactionID, with the
+ * serial renewed for a renewal.  Clients that keep their key derive the
+ * transactionID from it, so a renewal would otherwise look like a resend
+ * of the request that got the certificate it renews.
+ */
+static const char *transaction_key(apr_pool_t *p, const char *transid,
+                                   X509 *renewed)
+{
+    const char *t = renewed ? apr_pstrcat(p, transid, "|renews|",
+                                          scep_ca_serial_hex(p, renewed),
+                                          NULL)
+                            : transid;
+
+    return scep_ca_sha256_hex(p, t, strlen(t));
+}
+
 /* Open a connection in its own pool, so a failed attempt leaves nothing
  * behind in the child. */
 static db_conn_t *open_conn(request_rec *r, const char *spec)
@@ -263,6 +294,8 @@ static db_conn_t *open_conn(request_rec *r, const char *spec)
                            NULL, &conn->supersede) != 0
         || apr_dbd_prepare(conn->driver, p, conn->handle, by_serial_sql,
                            NULL, &conn->by_serial) != 0
+        || apr_dbd_prepare(conn->driver, p, conn->handle, by_transid_sql,
+                           NULL, &conn->by_transid) != 0
         || apr_dbd_prepare(conn->driver, p, conn->handle, revoked_sql, NULL,
                            &conn->revoked) != 0) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(00063)
@@ -395,11 +428,10 @@ static apr_status_t local_submit(void *instance, request_rec *r,
     const unsigned char *in = req->csr;
     const scep_template_t *t;
     const char *transid, *keyid, *why;
-    unsigned char *spki = NULL;
     X509_REQ *csr;
     X509 *x = NULL;
     db_conn_t *db;
-    int n, attempt;
+    int attempt;
 
     memset(res, 0, sizeof(*res));
     csr = d2i_X509_REQ(NULL, &in, (long)req->csr_len);
@@ -416,14 +448,12 @@ static apr_status_t local_submit(void *instance, request_rec *r,
     if (db == NULL) {
         return APR_EGENERAL;
     }
-    n = i2d_PUBKEY(X509_REQ_get0_pubkey(csr), &spki);
-    if (n <= 0) {
+    keyid = key_id(r->pool, X509_REQ_get0_pubkey(csr));
+    if (keyid == NULL) {
         return APR_EINVAL;
     }
-    keyid = scep_ca_sha256_hex(r->pool, spki, (apr_size_t)n);
-    OPENSSL_free(spki);
-    transid = scep_ca_sha256_hex(r->pool, req->transaction_id,
-                                 strlen(req->transaction_id));
+    transid = transaction_key(r->pool, req->transaction_id,
+                              req->renewal_signer);
 
     apr_thread_mutex_lock(db->mutex);
     for (attempt = 0; attempt < 3; attempt++) {
@@ -476,17 +506,6 @@ static apr_status_t local_submit(void *instance, request_rec *r,
     return APR_EGENERAL;
 }
 
-static const char *key_id(apr_pool_t *p, EVP_PKEY *key)
-{
-    unsigned char *spki = NULL;
-    int n = i2d_PUBKEY(key, &spki);
-    const char *id = n > 0 ? scep_ca_sha256_hex(p, spki, (apr_size_t)n)
-                           : NULL;
-
-    OPENSSL_free(spki);
-    return id;
-}
-
 static void bad_cert_id(scep_submit_result_t *res, const char *why)
 {
     memset(res, 0, sizeof(*res));
@@ -506,12 +525,11 @@ static db_conn_t *conf_db(request_rec *r, const scep_dir_conf_t **c)
  * poll finds the certificate of its transaction, for the same key. */
 static apr_status_t local_poll(void *instance, request_rec *r,
                                const char *transaction_id, X509_NAME *subject,
-                               EVP_PKEY *requester_key,
-                               scep_submit_result_t *res)
+                               X509 *requester, scep_submit_result_t *res)
 {
     const scep_dir_conf_t *c;
     db_conn_t *db = conf_db(r, &c);
-    const char *keyid = key_id(r->pool, requester_key);
+    const char *keyid = key_id(r->pool, X509_get0_pubkey(requester));
     X509 *x;
 
     if (db == NULL || keyid == NULL) {
@@ -519,8 +537,13 @@ static apr_status_t local_poll(void *instance, request_rec *r,
     }
     apr_thread_mutex_lock(db->mutex);
     x = select_cert(r, db, db->select,
-                    scep_ca_sha256_hex(r->pool, transaction_id,
-                                       strlen(transaction_id)), keyid);
+                    transaction_key(r->pool, transaction_id, NULL), keyid);
+    if (x == NULL) {
+        /* A renewal's poll is signed by the certificate it renews. */
+        x = select_cert(r, db, db->by_transid,
+                        transaction_key(r->pool, transaction_id, requester),
+                        NULL);
+    }
     apr_thread_mutex_unlock(db->mutex);
     if (x == NULL) {
         bad_cert_id(res, "no request with this transaction and key");

@@ -402,7 +402,7 @@ static int lookup(pkiop_t *op)
     case SCEP_MT_CERTPOLL:
         if (prov && prov->poll) {
             rv = prov->poll(inst, r, transid_text(op), op->msg->subject,
-                            X509_get0_pubkey(op->msg->signer), &res);
+                            op->msg->signer, &res);
         }
         break;
     case SCEP_MT_GETCERT:

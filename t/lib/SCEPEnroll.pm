@@ -1,13 +1,15 @@
 # Licensed under the Apache License, Version 2.0; see LICENSE.
 #
 # Helpers for the enrollment tests (t/50-enroll.t, t/51-enroll-clients.t,
-# t/52-provider.t): the scep_enroll virtual host of t/conf/extra.conf.in
+# t/52-provider.t, t/53-renewal.t, t/54-lifecycle.t): the scep_enroll
+# virtual host of t/conf/extra.conf.in
 # (CA enroll-ca, its embedded CA, the capture provider), one-time
 # passwords from its admin page, device keys and PKCS#10 requests made
 # with the openssl command, pkiMessages made and CertReps read by the
 # test-only client t/tools/scepreq.c (compiled here, OpenSSL's CMS API,
-# nothing shared with mod_scep), HTTP requests sent byte for byte, and
-# checks of issued certificates with openssl.
+# nothing shared with mod_scep), HTTP requests sent byte for byte, checks
+# of issued certificates with openssl, the CA database and
+# scripts/scepadm.
 package SCEPEnroll;
 
 use strict;
@@ -31,6 +33,7 @@ our @EXPORT = qw(
     pkimessage send_message read_reply enroll cert_ok cert_info
     db_query transid enroll_ca ra_sign ra_enc which_client enroll_diag
     csr_subject to_ber run_out access_log_size access_log_since
+    ias_file iasubj_file db_file scepadm serial_key
     $ENROLL_SCEP
 );
 
@@ -160,25 +163,59 @@ sub transid {
 }
 
 # pkimessage KEY, CSR, OPTIONS: a pkiMessage (DER) made by scepreq;
-# returns a hash: msg (DER), state (file for read_reply), key, transid.
+# returns a hash: msg (DER), state (file for read_reply), key (the
+# signer's, which read_reply opens the reply with), transid.
 #   transid => ID, cipher => aes128|aes256|des3|des, digest => sha256|...,
-#   msgtype => 19, ra_enc => file, no_nonce => 1
+#   msgtype => 19, ra_enc => file, no_nonce => 1,
+#   signer_cert => PEM file, signer_key => its key: signed under this
+#   certificate (a renewal) instead of a fresh self-signed one,
+#   content => DER file: this messageData instead of CSR (CertPoll,
+#   GetCert, GetCRL: ias_file, iasubj_file); CSR may then be undef
 sub pkimessage {
     my ($key, $csr, %o) = @_;
     my $n = ++$seq;
     my $dir = tmpdir();
     my $tid = $o{transid} // transid();
-    my @cmd = (scepreq(), 'req', '--key', $key, '--csr', $csr,
+    my @cmd = (scepreq(), 'req', '--key', $key,
                '--ra-enc', $o{ra_enc} // ra_enc(), '--transid', $tid,
                '--cipher', $o{cipher} // 'aes128',
                '--digest', $o{digest} // 'sha256',
                '--msgtype', $o{msgtype} // '19',
                '--out', "$dir/msg-$n.der", '--state', "$dir/state-$n");
+    push @cmd, '--csr', $csr if defined $csr;
     push @cmd, '--no-nonce' if $o{no_nonce};
+    push @cmd, '--signer-cert', $o{signer_cert} if $o{signer_cert};
+    push @cmd, '--signer-key', $o{signer_key} if $o{signer_key};
+    push @cmd, '--content', $o{content} if $o{content};
     my ($rc, $out) = run(@cmd);
     die "scepreq req failed: $out" if $rc;
     return { msg => slurp("$dir/msg-$n.der"), state => "$dir/state-$n",
-             key => $key, transid => $tid, csr => $csr };
+             key => $o{signer_key} // $key, transid => $tid, csr => $csr };
+}
+
+# ias_file CA => PEM, SERIAL => HEX | SERIAL_FROM => PEM: an
+# IssuerAndSerialNumber (DER file) for GetCert and GetCRL, the issuer
+# being CA's subject (default enroll-ca).
+sub ias_file {
+    my (%o) = @_;
+    my $out = File::Spec->catfile(tmpdir(), 'ias-' . ++$seq . '.der');
+    my @cmd = (scepreq(), 'ias', '--ca', $o{ca} // enroll_ca(), '--out', $out);
+    push @cmd, defined $o{serial} ? ('--serial', $o{serial})
+                                  : ('--serial-from', $o{serial_from});
+    my ($rc, $msg) = run(@cmd);
+    die "scepreq ias failed: $msg" if $rc;
+    return $out;
+}
+
+# iasubj_file CA => PEM, SUBJECT_FROM => certificate or CSR file: an
+# IssuerAndSubject (DER file) for CertPoll.
+sub iasubj_file {
+    my (%o) = @_;
+    my $out = File::Spec->catfile(tmpdir(), 'iasubj-' . ++$seq . '.der');
+    my ($rc, $msg) = run(scepreq(), 'iasubj', '--ca', $o{ca} // enroll_ca(),
+                         '--subject-from', $o{subject_from}, '--out', $out);
+    die "scepreq iasubj failed: $msg" if $rc;
+    return $out;
 }
 
 # to_ber DER: the same pkiMessage in BER as Windows and Intune send it:
@@ -349,39 +386,45 @@ sub send_message {
 
 # read_reply MESSAGE, BODY[, RA_SIGN]: the CertRep read by scepreq: a
 # hash of its fields (verified, signer_is_ra, messageType, pkiStatus,
-# failInfo, transactionID, recipientNonce_ok, digest, cipher, certs...),
-# and certs_file (PEM: the issued certificate, then the chain) on
-# SUCCESS; error => text when scepreq could not read it.
+# failInfo, transactionID, recipientNonce_ok, digest, cipher, certs,
+# crls...), and on SUCCESS certs_file (PEM: the issued certificate, then
+# the chain) and crl_file (PEM, GetCRL); error => text when scepreq could
+# not read it.
 sub read_reply {
     my ($m, $body, $ra) = @_;
     my $n = ++$seq;
     my $dir = tmpdir();
     my $in = spew("$dir/rep-$n.der", $body // '');
     my $out = "$dir/rep-$n.pem";
+    my $crl = "$dir/rep-$n.crl.pem";
     my ($rc, $text) = run(scepreq(), 'rep', '--in', $in, '--key', $m->{key},
                           '--state', $m->{state}, '--ra-sign', $ra // ra_sign(),
-                          '--out', $out);
+                          '--out', $out, '--crl-out', $crl);
     my %r = (text => $text);
     $r{error} = $text if $rc;
     for (split /\n/, $text) {
         $r{$1} = $2 if /^(\w+)=(.*)$/;
     }
     $r{certs_file} = $out if -s $out;
+    $r{crl_file} = $crl if -s $crl;
     return \%r;
 }
 
 # enroll KEY, OPTIONS: csr, pkimessage, send_message, read_reply in one.
 # OPTIONS: those of the four (subject, password, ext, sections; transid,
-# cipher, digest; path, transport).  Returns a hash: http (the answer),
-# rep (read_reply), msg (pkimessage), csr (file), cert (PEM file of the
-# issued certificate alone, on SUCCESS), status (pkiStatus or
-# 'HTTP nnn'), fail (failInfo).
+# cipher, digest, msgtype, signer_cert, signer_key, content; path,
+# transport); with content no CSR is made.  Returns a hash: http (the
+# answer), rep (read_reply), msg (pkimessage), csr (file), cert (PEM file
+# of the issued certificate alone, on SUCCESS), chain, status (pkiStatus
+# or 'HTTP nnn'), fail (failInfo).
 sub enroll {
     my ($key, %o) = @_;
-    my $csr = $o{csr} // csr($key, map { exists $o{$_} ? ($_ => $o{$_}) : () }
-                                       qw(subject password ext sections));
+    my $csr = $o{csr} // ($o{content} ? undef
+        : csr($key, map { exists $o{$_} ? ($_ => $o{$_}) : () }
+                        qw(subject password ext sections)));
     my $m = pkimessage($key, $csr, map { exists $o{$_} ? ($_ => $o{$_}) : () }
-                                     qw(transid cipher digest msgtype ra_enc));
+                                     qw(transid cipher digest msgtype ra_enc
+                                        signer_cert signer_key content));
     my $http = send_message($m->{msg}, map { exists $o{$_} ? ($_ => $o{$_}) : () }
                                            qw(path transport));
     my %e = (http => $http, msg => $m, csr => $csr);
@@ -534,14 +577,37 @@ sub access_log_since {
     return split /\n/, $new;
 }
 
+# db_file: the embedded CA's database (SCEPLocalCADatabase of the
+# scep_enroll virtual host).
+sub db_file { File::Spec->catfile(Apache::Test::vars('t_state'), 'enroll.db') }
+
 # db_query SQL: rows of the embedded CA's database (sqlite3 command),
 # each an array of columns ('|' separated by sqlite3).
 sub db_query {
     my $sql = shift;
-    my $db = File::Spec->catfile(Apache::Test::vars('t_state'), 'enroll.db');
-    my ($rc, $out) = run('sqlite3', '-batch', $db, $sql);
+    my $db = db_file();
+    my ($rc, $out) = run('sqlite3', '-batch', '-cmd', '.timeout 10000', $db, $sql);
     die "sqlite3 $db: $out" if $rc;
     return map { [split /\|/, $_, -1] } grep { length } split /\n/, $out;
+}
+
+# scepadm ARGS...: scripts/scepadm --db (the database) ARGS, run as the
+# test user, who owns the database as httpd's children do; returns
+# (exit status, stdout, stderr).
+sub scepadm {
+    my @args = @_;
+    my $tool = File::Spec->catfile(Apache::Test::vars('top_dir'), 'scripts', 'scepadm');
+    my $out = File::Spec->catfile(tmpdir(), 'scepadm-' . ++$seq . '.out');
+    my ($rc, $err) = run_out($out, 'bash', $tool, '--db', db_file(), @args);
+    return ($rc, slurp($out) // '', $err);
+}
+
+# serial_key HEX: a serial as the tests compare them: upper case, no
+# colons, no leading zeros.
+sub serial_key {
+    (my $s = uc(shift // '')) =~ s/://g;
+    $s =~ s/^0+(?=.)//;
+    return $s;
 }
 
 1;
