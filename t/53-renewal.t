@@ -11,10 +11,9 @@
 # needs a password.  SCEPRenewalSubjectNameMatch Off (/enroll/rename/)
 # lets a renewal change the subject.  The scep_enroll virtual host of
 # t/conf/extra.conf.in.
-# TODO (a module bug): a renewal keeping the key (pki with the old key,
-# certmonger's resubmit) carries the transaction ID and key of the
-# certificate it renews, both clients deriving the ID from the key, and
-# gets that certificate back as if it were a resent request.
+# A renewal keeping the key (pki with the old key, certmonger's resubmit)
+# carries the transaction ID and key of the certificate it renews, both
+# clients deriving the ID from the key: it must still get a new one.
 use strict;
 use warnings FATAL => 'all';
 

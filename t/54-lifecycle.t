@@ -8,9 +8,8 @@
 # know; scripts/scepadm list, show and revoke.  Requests made by the
 # test-only client t/tools/scepreq.c.  The scep_enroll virtual host of
 # t/conf/extra.conf.in.
-# TODO (a module bug): a CertPoll for a renewal, signed by the renewed
-# certificate as the renewal was, gets badCertId: the embedded CA
-# matches polls on the key of the request.
+# A CertPoll for a renewal may be signed by the renewed certificate, as
+# the renewal was (strongSwan and certmonger do so).
 use strict;
 use warnings FATAL => 'all';
 
