@@ -41,6 +41,7 @@ static const char *const schema =
     " serial TEXT PRIMARY KEY,"      /* hex */
     " transid TEXT NOT NULL,"        /* SHA-256 of the transactionID */
     " keyid TEXT NOT NULL,"          /* SHA-256 of the request's key */
+    " renews TEXT NOT NULL DEFAULT '',"  /* serial a renewal renews */
     " subject TEXT NOT NULL,"
     " template TEXT NOT NULL,"
     " requester TEXT,"
@@ -51,7 +52,7 @@ static const char *const schema =
     " superseded_by TEXT,"           /* serial of its renewal */
     " revoked TEXT,"                 /* when, if revoked */
     " reason TEXT,"                  /* CRL reason name, if revoked */
-    " UNIQUE (transid, keyid))";
+    " UNIQUE (transid, keyid, renews))";
 
 /* One connection per database per process; apr_dbd handles are not
  * thread-safe, so requests take turns. */
@@ -64,12 +65,17 @@ typedef struct {
     apr_dbd_prepared_t *status;        /* revoked column of a serial */
     apr_dbd_prepared_t *supersede;     /* mark a renewed certificate */
     apr_dbd_prepared_t *by_serial;     /* GetCert */
-    apr_dbd_prepared_t *by_transid;    /* CertPoll of a renewal */
+    apr_dbd_prepared_t *poll_key;      /* CertPoll by the request's key */
+    apr_dbd_prepared_t *poll_renews;   /* CertPoll by the renewed cert */
     apr_dbd_prepared_t *revoked;       /* GetCRL */
 } db_conn_t;
 
-static const char *const by_transid_sql =
-    "SELECT cert FROM scep_issued WHERE transid = %s";
+static const char *const poll_key_sql =
+    "SELECT cert FROM scep_issued WHERE transid = %s AND keyid = %s "
+    "ORDER BY issued DESC";
+static const char *const poll_renews_sql =
+    "SELECT cert FROM scep_issued WHERE transid = %s AND renews = %s "
+    "ORDER BY issued DESC";
 static const char *const by_serial_sql =
     "SELECT cert FROM scep_issued WHERE serial = %s";
 static const char *const revoked_sql =
@@ -80,12 +86,16 @@ static const char *const status_sql =
 static const char *const supersede_sql =
     "UPDATE scep_issued SET superseded_by = %s WHERE serial = %s";
 
+/* Clients that keep their key derive the transactionID from it, so a
+ * renewal shares transaction and key with the request that got the
+ * certificate it renews: the serial renewed tells them apart. */
 static const char *const select_sql =
-    "SELECT cert FROM scep_issued WHERE transid = %s AND keyid = %s";
+    "SELECT cert FROM scep_issued WHERE transid = %s AND keyid = %s "
+    "AND renews = %s";
 static const char *const insert_sql =
-    "INSERT INTO scep_issued (serial, transid, keyid, subject, template, "
-    "requester, client, issued, not_after, cert) "
-    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)";
+    "INSERT INTO scep_issued (serial, transid, keyid, renews, subject, "
+    "template, requester, client, issued, not_after, cert) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)";
 
 static apr_pool_t *child_pool;
 
@@ -204,10 +214,11 @@ const char *scep_ca_local_startup(apr_pool_t *p, server_rec *s,
     else {
         /* Columns later versions added; an error means it is there. */
         static const char *const added[] = {
-            "superseded_by TEXT", "revoked TEXT", "reason TEXT"
+            "superseded_by TEXT", "revoked TEXT", "reason TEXT",
+            "renews TEXT NOT NULL DEFAULT ''"
         };
         int i;
-        for (i = 0; i < 3; i++) {
+        for (i = 0; i < 4; i++) {
             apr_dbd_query(driver, h, &rows,
                           apr_pstrcat(p, "ALTER TABLE scep_issued ADD COLUMN ",
                                       added[i], NULL));
@@ -240,21 +251,9 @@ static const char *key_id(apr_pool_t *p, EVP_PKEY *key)
     return id;
 }
 
-/*
- * The storage key of a transaction: the hashed transactionID, with the
- * serial renewed for a renewal.  Clients that keep their key derive the
- * transactionID from it, so a renewal would otherwise look like a resend
- * of the request that got the certificate it renews.
- */
-static const char *transaction_key(apr_pool_t *p, const char *transid,
-                                   X509 *renewed)
+static const char *transaction_key(apr_pool_t *p, const char *transid)
 {
-    const char *t = renewed ? apr_pstrcat(p, transid, "|renews|",
-                                          scep_ca_serial_hex(p, renewed),
-                                          NULL)
-                            : transid;
-
-    return scep_ca_sha256_hex(p, t, strlen(t));
+    return scep_ca_sha256_hex(p, transid, strlen(transid));
 }
 
 /* Open a connection in its own pool, so a failed attempt leaves nothing
@@ -294,8 +293,10 @@ static db_conn_t *open_conn(request_rec *r, const char *spec)
                            NULL, &conn->supersede) != 0
         || apr_dbd_prepare(conn->driver, p, conn->handle, by_serial_sql,
                            NULL, &conn->by_serial) != 0
-        || apr_dbd_prepare(conn->driver, p, conn->handle, by_transid_sql,
-                           NULL, &conn->by_transid) != 0
+        || apr_dbd_prepare(conn->driver, p, conn->handle, poll_key_sql,
+                           NULL, &conn->poll_key) != 0
+        || apr_dbd_prepare(conn->driver, p, conn->handle, poll_renews_sql,
+                           NULL, &conn->poll_renews) != 0
         || apr_dbd_prepare(conn->driver, p, conn->handle, revoked_sql, NULL,
                            &conn->revoked) != 0) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(00063)
@@ -325,7 +326,7 @@ static db_conn_t *connection(request_rec *r, const char *spec)
 /* The first certificate a query finds, if any (the mutex is held). */
 static X509 *select_cert(request_rec *r, db_conn_t *db,
                          apr_dbd_prepared_t *stmt, const char *a,
-                         const char *b)
+                         const char *b, const char *c)
 {
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
@@ -334,7 +335,7 @@ static X509 *select_cert(request_rec *r, db_conn_t *db,
     BIO *bio;
 
     if (apr_dbd_pvselect(db->driver, r->pool, db->handle, &res, stmt, 0, a,
-                         b) != 0) {
+                         b, c) != 0) {
         return NULL;
     }
     /* Read every row so the statement is finished. */
@@ -354,9 +355,9 @@ static X509 *select_cert(request_rec *r, db_conn_t *db,
 
 /* The certificate recorded for this transaction and key, if any. */
 static X509 *recorded(request_rec *r, db_conn_t *db, const char *transid,
-                      const char *keyid)
+                      const char *keyid, const char *renews)
 {
-    return select_cert(r, db, db->select, transid, keyid);
+    return select_cert(r, db, db->select, transid, keyid, renews);
 }
 
 static const char *pem_of(apr_pool_t *p, X509 *x)
@@ -386,14 +387,15 @@ static const char *asn1_time_text(apr_pool_t *p, const ASN1_TIME *t)
 }
 
 static int record(request_rec *r, db_conn_t *db, X509 *x,
-                  const char *transid, const char *keyid,
+                  const char *transid, const char *keyid, const char *renews,
                   const scep_submit_request_t *req)
 {
     int rows = 0;
 
     return apr_dbd_pvquery(db->driver, r->pool, db->handle, &rows, db->insert,
                            scep_ca_serial_hex(r->pool, x), transid, keyid,
-                           scep_ra_subject(r->pool, x), req->template_name,
+                           renews, scep_ra_subject(r->pool, x),
+                           req->template_name,
                            req->requester ? req->requester : "",
                            req->client_ip ? req->client_ip : "",
                            asn1_time_text(r->pool, X509_get0_notBefore(x)),
@@ -427,7 +429,7 @@ static apr_status_t local_submit(void *instance, request_rec *r,
         ap_get_module_config(r->per_dir_config, &scep_module);
     const unsigned char *in = req->csr;
     const scep_template_t *t;
-    const char *transid, *keyid, *why;
+    const char *transid, *keyid, *renews, *why;
     X509_REQ *csr;
     X509 *x = NULL;
     db_conn_t *db;
@@ -452,12 +454,13 @@ static apr_status_t local_submit(void *instance, request_rec *r,
     if (keyid == NULL) {
         return APR_EINVAL;
     }
-    transid = transaction_key(r->pool, req->transaction_id,
-                              req->renewal_signer);
+    transid = transaction_key(r->pool, req->transaction_id);
+    renews = req->renewal_signer
+                 ? scep_ca_serial_hex(r->pool, req->renewal_signer) : "";
 
     apr_thread_mutex_lock(db->mutex);
     for (attempt = 0; attempt < 3; attempt++) {
-        X509 *again = recorded(r, db, transid, keyid);
+        X509 *again = recorded(r, db, transid, keyid, renews);
         if (again) {
             /* The same request again: the same certificate. */
             apr_thread_mutex_unlock(db->mutex);
@@ -486,7 +489,7 @@ static apr_status_t local_submit(void *instance, request_rec *r,
         }
         /* A unique key on serial and on (transaction, key): a clash is a
          * concurrent twin (found on the next pass) or a serial reuse. */
-        if (record(r, db, x, transid, keyid, req)) {
+        if (record(r, db, x, transid, keyid, renews, req)) {
             if (req->renewal_signer) {
                 int rows = 0;
                 apr_dbd_pvquery(db->driver, r->pool, db->handle, &rows,
@@ -536,13 +539,13 @@ static apr_status_t local_poll(void *instance, request_rec *r,
         return APR_EGENERAL;
     }
     apr_thread_mutex_lock(db->mutex);
-    x = select_cert(r, db, db->select,
-                    transaction_key(r->pool, transaction_id, NULL), keyid);
+    x = select_cert(r, db, db->poll_key,
+                    transaction_key(r->pool, transaction_id), keyid, NULL);
     if (x == NULL) {
-        /* A renewal's poll is signed by the certificate it renews. */
-        x = select_cert(r, db, db->by_transid,
-                        transaction_key(r->pool, transaction_id, requester),
-                        NULL);
+        /* A renewal's poll may be signed by the certificate it renews. */
+        x = select_cert(r, db, db->poll_renews,
+                        transaction_key(r->pool, transaction_id),
+                        scep_ca_serial_hex(r->pool, requester), NULL);
     }
     apr_thread_mutex_unlock(db->mutex);
     if (x == NULL) {
@@ -576,7 +579,7 @@ static apr_status_t local_get_cert(void *instance, request_rec *r,
     }
     if (X509_NAME_cmp(issuer, X509_get_subject_name(ca_cert(c))) == 0) {
         apr_thread_mutex_lock(db->mutex);
-        x = select_cert(r, db, db->by_serial, hex, NULL);
+        x = select_cert(r, db, db->by_serial, hex, NULL, NULL);
         apr_thread_mutex_unlock(db->mutex);
     }
     OPENSSL_free(hex);
