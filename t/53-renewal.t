@@ -26,7 +26,7 @@ use Apache::Test qw(-withtestmore);
 use Apache::TestRequest ();
 use SCEPTest;
 use SCEPAdmin;
-use SCEPEnroll;
+use SCEPEnroll qw(:DEFAULT serial_of logged reply_is);
 
 admins_file();
 
@@ -81,34 +81,6 @@ sub row {
                        . "COALESCE(reason, ''), COALESCE(requester, '') FROM scep_issued "
                        . "WHERE ltrim(serial, '0') = '$s'");
     return $r ? @$r : ();
-}
-
-sub serial_of {
-    my $f = shift;
-    my $i = ($f && -s $f) ? cert_info($f) : undef;
-    return $i ? $i->{serial} : 'none';
-}
-
-# logged RE, LOG, NAME: one of the error_log lines matches.
-sub logged {
-    my ($re, $log, $name) = @_;
-    ok((grep { $_ =~ $re } @$log), $name) or diag("no line matching $re in:\n", @$log);
-}
-
-# reply_is ENROLL, STATUS, FAILINFO, NAME: a CertRep signed by the RA,
-# addressed to the request, with this pkiStatus and failInfo.
-sub reply_is {
-    my ($e, $status, $fail, $name) = @_;
-    my $r = $e->{rep};
-    subtest $name => sub {
-        is($e->{http}{code}, 200, 'HTTP 200');
-        is($e->{http}{ctype}, 'application/x-pki-message', 'a CertRep');
-        is($r->{verified}, 1, 'signed by the RA');
-        is($r->{transactionID}, $e->{msg}{transid}, 'transactionID copied');
-        is($r->{recipientNonce_ok}, 1, 'recipientNonce = our senderNonce');
-        is($r->{pkiStatus}, $status, "pkiStatus $status");
-        is($r->{failInfo}, $fail // '-', 'failInfo ' . ($fail // 'absent'));
-    } or diag(enroll_diag($e), "\n", $r->{text} // '');
 }
 
 # A small openssl CA for certificates mod_scep did not issue: under

@@ -21,7 +21,7 @@ use Apache::Test qw(-withtestmore);
 use Apache::TestRequest ();
 use SCEPTest;
 use SCEPAdmin;
-use SCEPEnroll;
+use SCEPEnroll qw(:DEFAULT serial_of logged reply_is);
 
 admins_file();
 
@@ -30,34 +30,6 @@ my @K = new_keys(map { "l54-$_" } 1 .. 6);
 ok(scepreq(), 'the test client t/tools/scepreq.c compiles');
 
 # --- helpers ---
-
-sub serial_of {
-    my $f = shift;
-    my $i = ($f && -s $f) ? cert_info($f) : undef;
-    return $i ? $i->{serial} : 'none';
-}
-
-sub logged {
-    my ($re, $log, $name) = @_;
-    ok((grep { $_ =~ $re } @$log), $name) or diag("no line matching $re in:\n", @$log);
-}
-
-# reply_is ENROLL, STATUS, FAILINFO, NAME: a CertRep signed by the RA,
-# addressed to the request, with this pkiStatus and failInfo.
-sub reply_is {
-    my ($e, $status, $fail, $name) = @_;
-    my $r = $e->{rep};
-    subtest $name => sub {
-        is($e->{http}{code}, 200, 'HTTP 200');
-        is($e->{http}{ctype}, 'application/x-pki-message', 'a CertRep');
-        is($r->{verified}, 1, 'signed by the RA');
-        is($r->{messageType}, 3, 'messageType CertRep (3)');
-        is($r->{transactionID}, $e->{msg}{transid}, 'transactionID copied');
-        is($r->{recipientNonce_ok}, 1, 'recipientNonce = our senderNonce');
-        is($r->{pkiStatus}, $status, "pkiStatus $status");
-        is($r->{failInfo}, $fail // '-', 'failInfo ' . ($fail // 'absent'));
-    } or diag(enroll_diag($e), "\n", $r->{text} // '');
-}
 
 sub rows_for {
     my $h = uc sha256_hex(shift);

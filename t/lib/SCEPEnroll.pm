@@ -28,6 +28,7 @@ use Apache::TestRequest ();
 use SCEPTest;
 use SCEPAdmin;
 
+our @EXPORT_OK = qw(serial_of logged reply_is);
 our @EXPORT = qw(
     enroll_base enroll_url enroll_password scepreq new_keys csr
     pkimessage send_message read_reply enroll cert_ok cert_info
@@ -608,6 +609,36 @@ sub serial_key {
     (my $s = uc(shift // '')) =~ s/://g;
     $s =~ s/^0+(?=.)//;
     return $s;
+}
+
+# serial_of FILE: the certificate's serial, or 'none'.
+sub serial_of {
+    my $f = shift;
+    my $i = ($f && -s $f) ? cert_info($f) : undef;
+    return $i ? $i->{serial} : 'none';
+}
+
+# logged RE, LOG, NAME: one of the error_log lines matches.
+sub logged {
+    my ($re, $log, $name) = @_;
+    Test::More::ok((grep { $_ =~ $re } @$log), $name) or Test::More::diag("no line matching $re in:\n", @$log);
+}
+
+# reply_is ENROLL, STATUS, FAILINFO, NAME: a CertRep signed by the RA,
+# addressed to the request, with this pkiStatus and failInfo.
+sub reply_is {
+    my ($e, $status, $fail, $name) = @_;
+    my $r = $e->{rep};
+    Test::More::subtest($name => sub {
+        Test::More::is($e->{http}{code}, 200, 'HTTP 200');
+        Test::More::is($e->{http}{ctype}, 'application/x-pki-message', 'a CertRep');
+        Test::More::is($r->{verified}, 1, 'signed by the RA');
+        Test::More::is($r->{messageType}, 3, 'messageType CertRep (3)');
+        Test::More::is($r->{transactionID}, $e->{msg}{transid}, 'transactionID copied');
+        Test::More::is($r->{recipientNonce_ok}, 1, 'recipientNonce = our senderNonce');
+        Test::More::is($r->{pkiStatus}, $status, "pkiStatus $status");
+        Test::More::is($r->{failInfo}, $fail // '-', 'failInfo ' . ($fail // 'absent'));
+    }) or Test::More::diag(enroll_diag($e), "\n", $r->{text} // '');
 }
 
 1;
