@@ -29,6 +29,7 @@
 #include "scep_ca_local.h"
 #include "scep_config.h"
 #include "scep_log.h"
+#include "scep_pool.h"
 
 APLOG_USE_MODULE(scep);
 
@@ -99,23 +100,9 @@ static const char *const insert_sql =
 
 static apr_pool_t *child_pool;
 
-static apr_status_t free_x509(void *d)
-{
-    X509_free(d);
-    return APR_SUCCESS;
-}
-
-static apr_status_t free_req(void *d)
-{
-    X509_REQ_free(d);
-    return APR_SUCCESS;
-}
-
-static apr_status_t free_crl(void *d)
-{
-    X509_CRL_free(d);
-    return APR_SUCCESS;
-}
+SCEP_POOL_FREE(X509, X509_free)
+SCEP_POOL_FREE(X509_REQ, X509_REQ_free)
+SCEP_POOL_FREE(X509_CRL, X509_CRL_free)
 
 /* The stack only: its certificates are owned elsewhere. */
 static apr_status_t free_stack(void *d)
@@ -347,8 +334,7 @@ static X509 *select_cert(request_rec *r, db_conn_t *db,
         }
     }
     if (x) {
-        apr_pool_cleanup_register(r->pool, x, free_x509,
-                                  apr_pool_cleanup_null);
+        own_X509(r->pool, x);
     }
     return x;
 }
@@ -441,7 +427,7 @@ static apr_status_t local_submit(void *instance, request_rec *r,
         X509_REQ_free(csr);
         return APR_EINVAL;
     }
-    apr_pool_cleanup_register(r->pool, csr, free_req, apr_pool_cleanup_null);
+    own_X509_REQ(r->pool, csr);
     t = scep_conf_template(c, scep_ca_request_key_usage(csr));
     if (t == NULL || strcmp(t->name, req->template_name)) {
         t = scep_conf_template(c, -1);
@@ -634,7 +620,7 @@ static apr_status_t local_get_crl(void *instance, request_rec *r,
     if (crl == NULL) {
         return APR_ENOMEM;
     }
-    apr_pool_cleanup_register(r->pool, crl, free_crl, apr_pool_cleanup_null);
+    own_X509_CRL(r->pool, crl);
     ok = X509_CRL_set_version(crl, 1)
          && X509_CRL_set_issuer_name(crl, X509_get_subject_name(ca_cert(c)));
     {

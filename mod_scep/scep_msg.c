@@ -21,6 +21,7 @@
 #include <openssl/rand.h>
 
 #include "scep_msg.h"
+#include "scep_pool.h"
 
 #define SCEP_NONCE_LEN 16
 #define SCEP_TRANSID_MAX 256
@@ -167,21 +168,6 @@ const char *scep_failinfo_name(scep_failinfo_e f)
 }
 
 /* ---- pool ownership of OpenSSL objects ---- */
-
-#define SCEP_POOL_FREE(type, freefn)                                       \
-    static apr_status_t free_##type(void *d)                               \
-    {                                                                      \
-        freefn((type *)d);                                                 \
-        return APR_SUCCESS;                                                \
-    }                                                                      \
-    static type *own_##type(apr_pool_t *p, type *o)                        \
-    {                                                                      \
-        if (o) {                                                           \
-            apr_pool_cleanup_register(p, o, free_##type,                   \
-                                      apr_pool_cleanup_null);              \
-        }                                                                  \
-        return o;                                                          \
-    }
 
 SCEP_POOL_FREE(CMS_ContentInfo, CMS_ContentInfo_free)
 SCEP_POOL_FREE(PKCS7, PKCS7_free)
