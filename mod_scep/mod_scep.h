@@ -134,6 +134,8 @@ typedef struct {
     /** The device's PKCS#10, DER. */
     const unsigned char *csr;
     apr_size_t csr_len;
+    /** The same, parsed and checked (owned by the RA; do not free). */
+    X509_REQ *csr_parsed;
     /** The same PKCS#10 in a CMS SignedData signed by the RA signing key
      *  with SCEPHashAlgorithm: what an enrollment agent sends a CA. */
     const unsigned char *ra_request;

@@ -227,14 +227,16 @@ static apr_status_t local_child_init(void *instance, apr_pool_t *p,
     return apr_thread_mutex_create(&conns_mutex, APR_THREAD_MUTEX_DEFAULT, p);
 }
 
-static const char *key_id(apr_pool_t *p, EVP_PKEY *key)
+/* SHA-256 of a SubjectPublicKeyInfo as it was received (re-encoding the
+ * parsed structure; no trip through OpenSSL 3's key encoders). */
+static const char *key_id(apr_pool_t *p, X509_PUBKEY *spki)
 {
-    unsigned char *spki = NULL;
-    int n = i2d_PUBKEY(key, &spki);
-    const char *id = n > 0 ? scep_ca_sha256_hex(p, spki, (apr_size_t)n)
+    unsigned char *der = NULL;
+    int n = i2d_X509_PUBKEY(spki, &der);
+    const char *id = n > 0 ? scep_ca_sha256_hex(p, der, (apr_size_t)n)
                            : NULL;
 
-    OPENSSL_free(spki);
+    OPENSSL_free(der);
     return id;
 }
 
@@ -422,12 +424,14 @@ static apr_status_t local_submit(void *instance, request_rec *r,
     int attempt;
 
     memset(res, 0, sizeof(*res));
-    csr = d2i_X509_REQ(NULL, &in, (long)req->csr_len);
+    csr = req->csr_parsed;
+    if (csr == NULL) {
+        csr = own_X509_REQ(r->pool, d2i_X509_REQ(NULL, &in,
+                                                 (long)req->csr_len));
+    }
     if (csr == NULL || c->localca_key == NULL) {
-        X509_REQ_free(csr);
         return APR_EINVAL;
     }
-    own_X509_REQ(r->pool, csr);
     t = scep_conf_template(c, scep_ca_request_key_usage(csr));
     if (t == NULL || strcmp(t->name, req->template_name)) {
         t = scep_conf_template(c, -1);
@@ -436,7 +440,7 @@ static apr_status_t local_submit(void *instance, request_rec *r,
     if (db == NULL) {
         return APR_EGENERAL;
     }
-    keyid = key_id(r->pool, X509_REQ_get0_pubkey(csr));
+    keyid = key_id(r->pool, X509_REQ_get_X509_PUBKEY(csr));
     if (keyid == NULL) {
         return APR_EINVAL;
     }
@@ -518,7 +522,7 @@ static apr_status_t local_poll(void *instance, request_rec *r,
 {
     const scep_dir_conf_t *c;
     db_conn_t *db = conf_db(r, &c);
-    const char *keyid = key_id(r->pool, X509_get0_pubkey(requester));
+    const char *keyid = key_id(r->pool, X509_get_X509_PUBKEY(requester));
     X509 *x;
 
     if (db == NULL || keyid == NULL) {

@@ -261,6 +261,7 @@ static int enroll(pkiop_t *op)
     }
     req.csr = apr_pmemdup(r->pool, csr, (apr_size_t)n);
     req.csr_len = (apr_size_t)n;
+    req.csr_parsed = op->msg->csr;
     OPENSSL_free(csr);
     req.template_name = t->name;
     req.transaction_id = transid_text(op);
