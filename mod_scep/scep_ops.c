@@ -54,6 +54,9 @@ static int send_body(request_rec *r, const char *type,
     ap_set_content_length(r, (apr_off_t)len);
     if (!r->header_only) {
         ap_rwrite(data, (int)len, r);
+        /* A small reply goes out now, not when the event MPM next looks
+         * for a pipelined request. */
+        ap_rflush(r);
     }
     return OK;
 }

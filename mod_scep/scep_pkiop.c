@@ -80,6 +80,7 @@ static int send_certrep(request_rec *r, const unsigned char *der,
     ap_set_content_type(r, "application/x-pki-message");
     ap_set_content_length(r, (apr_off_t)len);
     ap_rwrite(der, (int)len, r);
+    ap_rflush(r);
     return OK;
 }
 
