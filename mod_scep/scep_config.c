@@ -467,13 +467,6 @@ static const char *scep_cmd_SCEPMaxRequestSize(cmd_parms *cmd, void *dc,
     return NULL;
 }
 
-static const char *scep_cmd_SCEPLegacyAlgorithms(cmd_parms *cmd, void *dc,
-                                                 int on)
-{
-    ((scep_dir_conf_t *)dc)->legacy = on;
-    return NULL;
-}
-
 static const char *scep_cmd_SCEPAllowDES(cmd_parms *cmd, void *dc, int on)
 {
     /* OpenSSL 3 keeps single DES in its legacy provider. */
@@ -588,13 +581,6 @@ static const char *scep_cmd_SCEPPasswordLength(cmd_parms *cmd, void *dc,
                    SCEP_PW_MAX_BYTES);
 }
 
-static const char *scep_cmd_SCEPEnforcePassword(cmd_parms *cmd, void *dc,
-                                                int on)
-{
-    ((scep_dir_conf_t *)dc)->enforce_password = on;
-    return NULL;
-}
-
 static const char *scep_cmd_SCEPSinglePasswordFile(cmd_parms *cmd, void *dc,
                                                    const char *arg)
 {
@@ -612,20 +598,6 @@ static const char *scep_cmd_SCEPLocalCACRLValidity(cmd_parms *cmd, void *dc,
                                                    const char *arg)
 {
     return set_int(cmd, &((scep_dir_conf_t *)dc)->crl_days, arg, 1, 3650);
-}
-
-static const char *scep_cmd_SCEPRenewalSubjectNameMatch(cmd_parms *cmd,
-                                                       void *dc, int on)
-{
-    ((scep_dir_conf_t *)dc)->renewal_name_match = on;
-    return NULL;
-}
-
-static const char *scep_cmd_SCEPAdminAllowHTTP(cmd_parms *cmd, void *dc,
-                                               int on)
-{
-    ((scep_dir_conf_t *)dc)->admin_allow_http = on;
-    return NULL;
 }
 
 static const char *scep_cmd_SCEPAdminEncoding(cmd_parms *cmd, void *dc,
@@ -800,7 +772,8 @@ const command_rec scep_cmds[] = {
     AP_INIT_TAKE1("SCEPMaxRequestSize", scep_cmd_SCEPMaxRequestSize, NULL,
                   SCEP_ANYWHERE,
                   "largest SCEP message accepted, in bytes (default 65536)"),
-    AP_INIT_FLAG("SCEPLegacyAlgorithms", scep_cmd_SCEPLegacyAlgorithms, NULL,
+    AP_INIT_FLAG("SCEPLegacyAlgorithms", ap_set_flag_slot,
+                 (void *)APR_OFFSETOF(scep_dir_conf_t, legacy),
                  SCEP_ANYWHERE,
                  "accept and advertise DES3 and SHA-1 (default On)"),
     AP_INIT_FLAG("SCEPAllowDES", scep_cmd_SCEPAllowDES, NULL, SCEP_ANYWHERE,
@@ -824,7 +797,8 @@ const command_rec scep_cmds[] = {
                   SCEP_ANYWHERE,
                   "bytes of randomness in a password, shown as twice as "
                   "many hex characters (default 8)"),
-    AP_INIT_FLAG("SCEPEnforcePassword", scep_cmd_SCEPEnforcePassword, NULL,
+    AP_INIT_FLAG("SCEPEnforcePassword", ap_set_flag_slot,
+                 (void *)APR_OFFSETOF(scep_dir_conf_t, enforce_password),
                  SCEP_ANYWHERE,
                  "require a challenge password in requests (default On)"),
     AP_INIT_TAKE1("SCEPSinglePasswordFile", scep_cmd_SCEPSinglePasswordFile,
@@ -835,7 +809,8 @@ const command_rec scep_cmds[] = {
                   NULL, RSRC_CONF,
                   "file where outstanding one-time passwords (hashes) are "
                   "kept across a full restart (server config only)"),
-    AP_INIT_FLAG("SCEPAdminAllowHTTP", scep_cmd_SCEPAdminAllowHTTP, NULL,
+    AP_INIT_FLAG("SCEPAdminAllowHTTP", ap_set_flag_slot,
+                 (void *)APR_OFFSETOF(scep_dir_conf_t, admin_allow_http),
                  SCEP_ANYWHERE,
                  "let the admin page hand out passwords over plain HTTP "
                  "(default Off)"),
@@ -871,8 +846,9 @@ const command_rec scep_cmds[] = {
                   NULL, SCEP_ANYWHERE,
                   "days until the nextUpdate of the local CA's CRL "
                   "(default 7)"),
-    AP_INIT_FLAG("SCEPRenewalSubjectNameMatch",
-                 scep_cmd_SCEPRenewalSubjectNameMatch, NULL, SCEP_ANYWHERE,
+    AP_INIT_FLAG("SCEPRenewalSubjectNameMatch", ap_set_flag_slot,
+                 (void *)APR_OFFSETOF(scep_dir_conf_t, renewal_name_match),
+                 SCEP_ANYWHERE,
                  "a renewal must keep the subject and subjectAltName of the "
                  "certificate it renews (default On)"),
     AP_INIT_TAKE1("SCEPAdminEncoding", scep_cmd_SCEPAdminEncoding, NULL,
