@@ -25,6 +25,7 @@
 #include "scep_log.h"
 #include "scep_msg.h"
 #include "scep_ops.h"
+#include "scep_requests.h"
 
 module AP_MODULE_DECLARE_DATA scep_module;
 
@@ -197,6 +198,11 @@ static int scep_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
         return OK;
     }
+    if (scep_requests_init() != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, main_s, SCEPLOGNO(00128)
+                     "no random bytes for the approval page's tokens");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
     submit_uses = apr_array_make(pconf, 2, sizeof(submit_use_t));
     for (s = main_s; s; s = s->next) {
         core_server_config *core =
@@ -291,6 +297,12 @@ static int scep_handler(request_rec *r)
     }
     if (!strcmp(r->handler, SCEP_ADMIN_HANDLER)) {
         return scep_admin_handle(r);
+    }
+    if (!strcmp(r->handler, SCEP_REQUESTS_HANDLER)) {
+        return scep_requests_handle(r);
+    }
+    if (!strcmp(r->handler, SCEP_CRL_HANDLER)) {
+        return scep_crl_handle(r);
     }
     return DECLINED;
 }

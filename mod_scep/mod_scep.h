@@ -32,6 +32,12 @@
 /** Handler name of the administrator page (SetHandler scep-admin). */
 #define SCEP_ADMIN_HANDLER "scep-admin"
 
+/** Handler name of the approval page (SetHandler scep-requests). */
+#define SCEP_REQUESTS_HANDLER "scep-requests"
+
+/** Handler name of the embedded CA's CRL file (SetHandler scep-crl). */
+#define SCEP_CRL_HANDLER "scep-crl"
+
 #define SCEP_CHALLENGE_PROVIDER_GROUP "scep_challenge"
 #define SCEP_CHALLENGE_PROVIDER_VERSION "1"
 

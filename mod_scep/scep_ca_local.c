@@ -8,10 +8,12 @@
  * (RFC 8894 3.3.1), never a second one.
  */
 
+#include <stdarg.h>
 #include <unistd.h>
 
 #include <apr_dbd.h>
 #include <apr_file_info.h>
+#include <apr_lib.h>
 #include <apr_hash.h>
 #include <apr_strings.h>
 #include <apr_thread_mutex.h>
@@ -23,6 +25,7 @@
 #include <unixd.h>
 
 #include <openssl/pem.h>
+#include <openssl/x509v3.h>
 
 #include "mod_scep.h"
 #include "scep_ca.h"
@@ -37,7 +40,8 @@ APLOG_USE_MODULE(scep);
 #define SCEP_STATE_DIR "/var/lib/mod_scep"
 #endif
 
-static const char *const schema =
+/* Later versions add columns and tables; startup adds what is missing. */
+static const char *const schema[] = {
     "CREATE TABLE IF NOT EXISTS scep_issued ("
     " serial TEXT PRIMARY KEY,"      /* hex */
     " transid TEXT NOT NULL,"        /* SHA-256 of the transactionID */
@@ -51,52 +55,137 @@ static const char *const schema =
     " not_after TEXT NOT NULL,"
     " cert TEXT NOT NULL,"           /* PEM */
     " superseded_by TEXT,"           /* serial of its renewal */
-    " revoked TEXT,"                 /* when, if revoked */
+    " revoked TEXT,"                 /* when (YYYYMMDDHHMMSSZ), if revoked */
     " reason TEXT,"                  /* CRL reason name, if revoked */
-    " UNIQUE (transid, keyid, renews))";
+    " recorded INTEGER NOT NULL DEFAULT 0," /* when issued, Unix seconds */
+    " UNIQUE (transid, keyid, renews))",
+    /* Requests held for approval (SCEPLocalCAApproval manual), then
+     * decided; kept the SCEPPendingRetention of the location they came
+     * to (locations of one CA share the table). */
+    "CREATE TABLE IF NOT EXISTS scep_pending ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " transid TEXT NOT NULL,"
+    " keyid TEXT NOT NULL,"
+    " renews TEXT NOT NULL DEFAULT '',"
+    " subject TEXT NOT NULL,"
+    " sans TEXT NOT NULL DEFAULT '',"
+    " keytype TEXT NOT NULL DEFAULT '',"
+    " template TEXT NOT NULL,"
+    " requester TEXT,"
+    " client TEXT,"
+    " received INTEGER NOT NULL,"    /* Unix seconds */
+    " expires INTEGER NOT NULL,"     /* received + SCEPPendingRetention */
+    " csr TEXT NOT NULL,"            /* PEM */
+    " revoke_old INTEGER NOT NULL DEFAULT 0," /* SCEPRenewalRevokeOld */
+    " state TEXT NOT NULL DEFAULT 'pending'," /* pending issued rejected */
+    " decided INTEGER,"
+    " decided_by TEXT,"
+    " serial TEXT,"                  /* issued */
+    " reason TEXT,"                  /* rejected */
+    " UNIQUE (transid, keyid, renews))",
+    "CREATE INDEX IF NOT EXISTS scep_pending_expires "
+    "ON scep_pending (expires)",
+    NULL
+};
+
+/* Columns later versions added to scep_issued; an error means it is
+ * there. */
+static const char *const added_columns[] = {
+    "superseded_by TEXT", "revoked TEXT", "reason TEXT",
+    "renews TEXT NOT NULL DEFAULT ''", "recorded INTEGER NOT NULL DEFAULT 0",
+    NULL
+};
+
+/* The prepared statements of a connection. */
+enum {
+    ST_SELECT, ST_INSERT, ST_STATUS, ST_SUPERSEDE, ST_REVOKE, ST_BY_SERIAL,
+    ST_POLL_KEY, ST_POLL_RENEWS, ST_REVOKED, ST_CRL_STATE, ST_RETIRE,
+    ST_PENDING_GET, ST_PENDING_POLL, ST_PENDING_ADD, ST_PENDING_DROP,
+    ST_PENDING_ROW, ST_PENDING_LIST, ST_PENDING_DECIDE, ST_PENDING_PURGE,
+    ST_COUNT
+};
+
+static const char *const statements[ST_COUNT] = {
+    /* ST_SELECT: clients that keep their key derive the transactionID
+     * from it, so a renewal shares transaction and key with the request
+     * that got the certificate it renews: the serial renewed tells them
+     * apart. */
+    "SELECT cert, recorded FROM scep_issued WHERE transid = %s "
+    "AND keyid = %s AND renews = %s",
+    /* ST_INSERT */
+    "INSERT INTO scep_issued (serial, transid, keyid, renews, subject, "
+    "template, requester, client, issued, not_after, cert, recorded) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+    /* ST_STATUS */
+    "SELECT COALESCE(revoked, '') FROM scep_issued WHERE serial = %s",
+    /* ST_SUPERSEDE */
+    "UPDATE scep_issued SET superseded_by = %s WHERE serial = %s",
+    /* ST_REVOKE */
+    "UPDATE scep_issued SET revoked = %s, reason = %s "
+    "WHERE serial = %s AND revoked IS NULL",
+    /* ST_BY_SERIAL: GetCert */
+    "SELECT cert FROM scep_issued WHERE serial = %s",
+    /* ST_POLL_KEY: CertPoll by the request's key */
+    "SELECT cert FROM scep_issued WHERE transid = %s AND keyid = %s "
+    "AND recorded >= %s ORDER BY recorded DESC",
+    /* ST_POLL_RENEWS: CertPoll signed by the certificate renewed */
+    "SELECT cert FROM scep_issued WHERE transid = %s AND renews = %s "
+    "AND recorded >= %s ORDER BY recorded DESC",
+    /* ST_REVOKED: the CRL's entries */
+    "SELECT serial, revoked, COALESCE(reason, '') FROM scep_issued "
+    "WHERE revoked IS NOT NULL",
+    /* ST_CRL_STATE: has the CRL changed since it was signed? */
+    "SELECT COUNT(*), COALESCE(MAX(revoked), '') FROM scep_issued "
+    "WHERE revoked IS NOT NULL",
+    /* ST_RETIRE: a transaction issued longer ago than
+     * SCEPIssuedRetention steps aside for a new request with the same
+     * transaction and key; its certificate stays (GetCert, CRL). */
+    "UPDATE scep_issued SET transid = transid || '~' || serial "
+    "WHERE transid = %s AND keyid = %s AND renews = %s",
+    /* ST_PENDING_GET */
+    "SELECT id, state, COALESCE(serial, ''), COALESCE(reason, '') "
+    "FROM scep_pending WHERE transid = %s AND keyid = %s AND renews = %s "
+    "AND expires >= %s",
+    /* ST_PENDING_POLL */
+    "SELECT id, state, COALESCE(serial, ''), COALESCE(reason, ''), csr "
+    "FROM scep_pending WHERE transid = %s AND (keyid = %s OR renews = %s) "
+    "AND expires >= %s ORDER BY id DESC",
+    /* ST_PENDING_ADD */
+    "INSERT INTO scep_pending (transid, keyid, renews, subject, sans, "
+    "keytype, template, requester, client, received, expires, csr, "
+    "revoke_old) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+    /* ST_PENDING_DROP: a rejected request asked again with a password */
+    "DELETE FROM scep_pending WHERE id = %s",
+    /* ST_PENDING_ROW */
+    "SELECT transid, keyid, renews, template, COALESCE(requester, ''), "
+    "COALESCE(client, ''), csr, revoke_old, state, expires "
+    "FROM scep_pending WHERE id = %s",
+    /* ST_PENDING_LIST */
+    "SELECT id, subject, sans, keytype, template, COALESCE(requester, ''), "
+    "COALESCE(client, ''), received, renews FROM scep_pending "
+    "WHERE state = 'pending' AND expires >= %s ORDER BY id",
+    /* ST_PENDING_DECIDE */
+    "UPDATE scep_pending SET state = %s, decided = %s, decided_by = %s, "
+    "serial = %s, reason = %s WHERE id = %s AND state = 'pending'",
+    /* ST_PENDING_PURGE */
+    "DELETE FROM scep_pending WHERE expires < %s"
+};
 
 /* One connection per database per process; apr_dbd handles are not
- * thread-safe, so requests take turns. */
+ * thread-safe, so requests take turns.  The CRL last signed is kept with
+ * what it was made from. */
 typedef struct {
     const apr_dbd_driver_t *driver;
     apr_dbd_t *handle;
     apr_thread_mutex_t *mutex;
-    apr_dbd_prepared_t *select;        /* the certificate of a request */
-    apr_dbd_prepared_t *insert;        /* record an issued certificate */
-    apr_dbd_prepared_t *status;        /* revoked column of a serial */
-    apr_dbd_prepared_t *supersede;     /* mark a renewed certificate */
-    apr_dbd_prepared_t *by_serial;     /* GetCert */
-    apr_dbd_prepared_t *poll_key;      /* CertPoll by the request's key */
-    apr_dbd_prepared_t *poll_renews;   /* CertPoll by the renewed cert */
-    apr_dbd_prepared_t *revoked;       /* GetCRL */
+    apr_dbd_prepared_t *st[ST_COUNT];
+    apr_time_t last_purge;
+    X509_CRL *crl;
+    const char *crl_state;             /* "count/latest revocation" */
+    apr_time_t crl_made;
+    char crl_state_buf[64];
 } db_conn_t;
-
-static const char *const poll_key_sql =
-    "SELECT cert FROM scep_issued WHERE transid = %s AND keyid = %s "
-    "ORDER BY issued DESC";
-static const char *const poll_renews_sql =
-    "SELECT cert FROM scep_issued WHERE transid = %s AND renews = %s "
-    "ORDER BY issued DESC";
-static const char *const by_serial_sql =
-    "SELECT cert FROM scep_issued WHERE serial = %s";
-static const char *const revoked_sql =
-    "SELECT serial, revoked, COALESCE(reason, '') FROM scep_issued "
-    "WHERE revoked IS NOT NULL";
-static const char *const status_sql =
-    "SELECT COALESCE(revoked, '') FROM scep_issued WHERE serial = %s";
-static const char *const supersede_sql =
-    "UPDATE scep_issued SET superseded_by = %s WHERE serial = %s";
-
-/* Clients that keep their key derive the transactionID from it, so a
- * renewal shares transaction and key with the request that got the
- * certificate it renews: the serial renewed tells them apart. */
-static const char *const select_sql =
-    "SELECT cert FROM scep_issued WHERE transid = %s AND keyid = %s "
-    "AND renews = %s";
-static const char *const insert_sql =
-    "INSERT INTO scep_issued (serial, transid, keyid, renews, subject, "
-    "template, requester, client, issued, not_after, cert) "
-    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)";
 
 static apr_pool_t *child_pool;
 
@@ -129,10 +218,14 @@ const char *scep_ca_local_db(apr_pool_t *p, const scep_dir_conf_t *c)
     return apr_psprintf(p, "sqlite3:%s/ca-%s.db", SCEP_STATE_DIR, hex);
 }
 
+static STACK_OF(X509) *ca_chain(const scep_dir_conf_t *c)
+{
+    return c->localca_cert ? c->localca_cert->certs : c->ca->certs;
+}
+
 static X509 *ca_cert(const scep_dir_conf_t *c)
 {
-    return sk_X509_value(c->localca_cert ? c->localca_cert->certs
-                                         : c->ca->certs, 0);
+    return sk_X509_value(ca_chain(c), 0);
 }
 
 static const char *open_db(apr_pool_t *p, const char *spec,
@@ -162,9 +255,9 @@ const char *scep_ca_local_startup(apr_pool_t *p, server_rec *s,
                                   const scep_dir_conf_t *c)
 {
     const apr_dbd_driver_t *driver;
-    const char *spec, *err;
+    const char *spec, *err = NULL;
     apr_dbd_t *h;
-    int rows;
+    int rows, i;
 
     if (c->localca_key == NULL) {
         return "the local CA needs SCEPLocalCAKeyFile";
@@ -194,22 +287,16 @@ const char *scep_ca_local_startup(apr_pool_t *p, server_rec *s,
     if (!strncmp(spec, "sqlite3:", 8)) {
         apr_dbd_query(driver, h, &rows, "PRAGMA journal_mode = WAL");
     }
-    if (apr_dbd_query(driver, h, &rows, schema) != 0) {
-        err = apr_psprintf(p, "cannot create the table in %s: %s", spec,
-                           apr_dbd_error(driver, h, 0));
-    }
-    else {
-        /* Columns later versions added; an error means it is there. */
-        static const char *const added[] = {
-            "superseded_by TEXT", "revoked TEXT", "reason TEXT",
-            "renews TEXT NOT NULL DEFAULT ''"
-        };
-        int i;
-        for (i = 0; i < 4; i++) {
-            apr_dbd_query(driver, h, &rows,
-                          apr_pstrcat(p, "ALTER TABLE scep_issued ADD COLUMN ",
-                                      added[i], NULL));
+    for (i = 0; schema[i] && !err; i++) {
+        if (apr_dbd_query(driver, h, &rows, schema[i]) != 0) {
+            err = apr_psprintf(p, "cannot create the tables in %s: %s", spec,
+                               apr_dbd_error(driver, h, 0));
         }
+    }
+    for (i = 0; added_columns[i] && !err; i++) {
+        apr_dbd_query(driver, h, &rows,
+                      apr_pstrcat(p, "ALTER TABLE scep_issued ADD COLUMN ",
+                                  added_columns[i], NULL));
     }
     apr_dbd_close(driver, h);
     if (!err && !strncmp(spec, "sqlite3:", 8) && geteuid() == 0
@@ -245,6 +332,15 @@ static const char *transaction_key(apr_pool_t *p, const char *transid)
     return scep_ca_sha256_hex(p, transid, strlen(transid));
 }
 
+static apr_status_t free_conn_crl(void *d)
+{
+    db_conn_t *conn = d;
+
+    X509_CRL_free(conn->crl);
+    conn->crl = NULL;
+    return APR_SUCCESS;
+}
+
 /* Open a connection in its own pool, so a failed attempt leaves nothing
  * behind in the child. */
 static db_conn_t *open_conn(request_rec *r, const char *spec)
@@ -252,7 +348,7 @@ static db_conn_t *open_conn(request_rec *r, const char *spec)
     apr_pool_t *p;
     db_conn_t *conn;
     const char *err;
-    int rows;
+    int rows, i;
 
     if (apr_pool_create(&p, child_pool) != APR_SUCCESS) {
         return NULL;
@@ -270,31 +366,26 @@ static db_conn_t *open_conn(request_rec *r, const char *spec)
         apr_dbd_query(conn->driver, conn->handle, &rows,
                       "PRAGMA busy_timeout = 10000");
     }
+    err = NULL;
     if (apr_thread_mutex_create(&conn->mutex, APR_THREAD_MUTEX_DEFAULT, p)
-            != APR_SUCCESS
-        || apr_dbd_prepare(conn->driver, p, conn->handle, select_sql, NULL,
-                           &conn->select) != 0
-        || apr_dbd_prepare(conn->driver, p, conn->handle, insert_sql, NULL,
-                           &conn->insert) != 0
-        || apr_dbd_prepare(conn->driver, p, conn->handle, status_sql, NULL,
-                           &conn->status) != 0
-        || apr_dbd_prepare(conn->driver, p, conn->handle, supersede_sql,
-                           NULL, &conn->supersede) != 0
-        || apr_dbd_prepare(conn->driver, p, conn->handle, by_serial_sql,
-                           NULL, &conn->by_serial) != 0
-        || apr_dbd_prepare(conn->driver, p, conn->handle, poll_key_sql,
-                           NULL, &conn->poll_key) != 0
-        || apr_dbd_prepare(conn->driver, p, conn->handle, poll_renews_sql,
-                           NULL, &conn->poll_renews) != 0
-        || apr_dbd_prepare(conn->driver, p, conn->handle, revoked_sql, NULL,
-                           &conn->revoked) != 0) {
+            != APR_SUCCESS) {
+        err = "no mutex";
+    }
+    for (i = 0; i < ST_COUNT && !err; i++) {
+        if (apr_dbd_prepare(conn->driver, p, conn->handle, statements[i],
+                            NULL, &conn->st[i]) != 0) {
+            err = apr_dbd_error(conn->driver, conn->handle, 0);
+        }
+    }
+    if (err) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(00063)
                       "local CA: cannot prepare statements on %s: %s", spec,
-                      apr_dbd_error(conn->driver, conn->handle, 0));
+                      err);
         apr_dbd_close(conn->driver, conn->handle);
         apr_pool_destroy(p);
         return NULL;
     }
+    apr_pool_cleanup_register(p, conn, free_conn_crl, apr_pool_cleanup_null);
     apr_hash_set(conns, apr_pstrdup(p, spec), APR_HASH_KEY_STRING, conn);
     return conn;
 }
@@ -303,6 +394,9 @@ static db_conn_t *connection(request_rec *r, const char *spec)
 {
     db_conn_t *conn;
 
+    if (conns == NULL) {
+        return NULL;  /* no configuration uses the local CA */
+    }
     apr_thread_mutex_lock(conns_mutex);
     conn = apr_hash_get(conns, spec, APR_HASH_KEY_STRING);
     if (conn == NULL) {
@@ -312,50 +406,108 @@ static db_conn_t *connection(request_rec *r, const char *spec)
     return conn;
 }
 
-/* The first certificate a query finds, if any (the mutex is held). */
-static X509 *select_cert(request_rec *r, db_conn_t *db,
-                         apr_dbd_prepared_t *stmt, const char *a,
-                         const char *b, const char *c)
+static db_conn_t *conf_db(request_rec *r, const scep_dir_conf_t **c)
 {
+    *c = ap_get_module_config(r->per_dir_config, &scep_module);
+    return (*c)->localca_key ? connection(r, scep_ca_local_db(r->pool, *c))
+                             : NULL;
+}
+
+/* A statement's arguments: a NULL-terminated list (never NULL values). */
+#define DB_MAX_ARGS 16
+static int collect_args(const char **argv, va_list ap)
+{
+    const char *a;
+    int n = 0;
+
+    while (n < DB_MAX_ARGS && (a = va_arg(ap, const char *)) != NULL) {
+        argv[n++] = a;
+    }
+    return n;
+}
+
+/* Run a query (the connection's mutex held); the first row's first
+ * ncols columns go to cols, copied to r->pool.  1: a row, 0: none,
+ * -1: an error. */
+static int db_row(request_rec *r, db_conn_t *db, int st, const char **cols,
+                  int ncols, ...)
+{
+    const char *argv[DB_MAX_ARGS];
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
-    const char *pem;
-    X509 *x = NULL;
-    BIO *bio;
+    int n, i, found = 0;
+    va_list ap;
 
-    if (apr_dbd_pvselect(db->driver, r->pool, db->handle, &res, stmt, 0, a,
-                         b, c) != 0) {
-        return NULL;
+    va_start(ap, ncols);
+    n = collect_args(argv, ap);
+    va_end(ap);
+    if (apr_dbd_pselect(db->driver, r->pool, db->handle, &res, db->st[st], 0,
+                        n, argv) != 0) {
+        return -1;
     }
     /* Read every row so the statement is finished. */
     while (apr_dbd_get_row(db->driver, r->pool, res, &row, -1) == 0) {
-        if (x == NULL && (pem = apr_dbd_get_entry(db->driver, row, 0))) {
-            bio = BIO_new_mem_buf(pem, -1);
-            x = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
-            BIO_free(bio);
+        for (i = 0; !found && i < ncols; i++) {
+            const char *v = apr_dbd_get_entry(db->driver, row, i);
+            cols[i] = apr_pstrdup(r->pool, v ? v : "");
         }
+        found = 1;
     }
-    if (x) {
-        own_X509(r->pool, x);
-    }
-    return x;
+    return found;
 }
 
-/* The certificate recorded for this transaction and key, if any. */
-static X509 *recorded(request_rec *r, db_conn_t *db, const char *transid,
-                      const char *keyid, const char *renews)
+/* Run a change (the mutex held): the rows changed, or -1. */
+static int db_exec(request_rec *r, db_conn_t *db, int st, ...)
 {
-    return select_cert(r, db, db->select, transid, keyid, renews);
+    const char *argv[DB_MAX_ARGS];
+    int n, rows = 0;
+    va_list ap;
+
+    va_start(ap, st);
+    n = collect_args(argv, ap);
+    va_end(ap);
+    return apr_dbd_pquery(db->driver, r->pool, db->handle, &rows, db->st[st],
+                          n, argv) == 0 ? rows : -1;
 }
 
-static const char *pem_of(apr_pool_t *p, X509 *x)
+static const char *secs_text(apr_pool_t *p, apr_time_t secs)
+{
+    return apr_psprintf(p, "%" APR_TIME_T_FMT, secs);
+}
+
+static apr_time_t now_secs(void)
+{
+    return apr_time_sec(apr_time_now());
+}
+
+static X509 *pem_cert(apr_pool_t *p, const char *pem)
+{
+    BIO *bio = BIO_new_mem_buf(pem, -1);
+    X509 *x = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+
+    BIO_free(bio);
+    return own_X509(p, x);
+}
+
+static X509_REQ *pem_csr(apr_pool_t *p, const char *pem)
+{
+    BIO *bio = BIO_new_mem_buf(pem, -1);
+    X509_REQ *x = bio ? PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL) : NULL;
+
+    BIO_free(bio);
+    return own_X509_REQ(p, x);
+}
+
+/* PEM of a certificate (csr NULL) or of a request. */
+static const char *pem_of(apr_pool_t *p, X509 *x, X509_REQ *csr)
 {
     BIO *b = BIO_new(BIO_s_mem());
     const char *s = NULL;
     char *data;
     long n;
 
-    if (b && PEM_write_bio_X509(b, x) && (n = BIO_get_mem_data(b, &data)) > 0) {
+    if (b && (x ? PEM_write_bio_X509(b, x) : PEM_write_bio_X509_REQ(b, csr))
+        && (n = BIO_get_mem_data(b, &data)) > 0) {
         s = apr_pstrmemdup(p, data, (apr_size_t)n);
     }
     BIO_free(b);
@@ -374,54 +526,303 @@ static const char *asn1_time_text(apr_pool_t *p, const ASN1_TIME *t)
                         tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
-static int record(request_rec *r, db_conn_t *db, X509 *x,
-                  const char *transid, const char *keyid, const char *renews,
-                  const scep_submit_request_t *req)
-{
-    int rows = 0;
+/* Who asked for a certificate: kept with it. */
+typedef struct {
+    const char *transid, *keyid, *renews;  /* hashes; renews: a serial */
+    const char *template_name, *requester, *client;
+} origin_t;
 
-    return apr_dbd_pvquery(db->driver, r->pool, db->handle, &rows, db->insert,
-                           scep_ca_serial_hex(r->pool, x), transid, keyid,
-                           renews, scep_ra_subject(r->pool, x),
-                           req->template_name,
-                           req->requester ? req->requester : "",
-                           req->client_ip ? req->client_ip : "",
-                           asn1_time_text(r->pool, X509_get0_notBefore(x)),
-                           asn1_time_text(r->pool, X509_get0_notAfter(x)),
-                           pem_of(r->pool, x)) == 0
-           && rows == 1;
+static int record(request_rec *r, db_conn_t *db, X509 *x, const origin_t *o)
+{
+    return db_exec(r, db, ST_INSERT, scep_ca_serial_hex(r->pool, x),
+                   o->transid, o->keyid, o->renews,
+                   scep_ra_subject(r->pool, x), o->template_name,
+                   o->requester ? o->requester : "",
+                   o->client ? o->client : "",
+                   asn1_time_text(r->pool, X509_get0_notBefore(x)),
+                   asn1_time_text(r->pool, X509_get0_notAfter(x)),
+                   pem_of(r->pool, x, NULL), secs_text(r->pool, now_secs()),
+                   NULL) == 1;
+}
+
+/* Now as the revoked column keeps it: YYYYMMDDHHMMSSZ. */
+static const char *revocation_time(apr_pool_t *p)
+{
+    apr_time_exp_t tm;
+
+    apr_time_exp_gmt(&tm, apr_time_now());
+    return apr_psprintf(p, "%04d%02d%02d%02d%02d%02dZ", tm.tm_year + 1900,
+                        tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                        tm.tm_sec);
+}
+
+/* The certificate a renewal replaced: superseded, and revoked too with
+ * SCEPRenewalRevokeOld On. */
+static void replaced(request_rec *r, db_conn_t *db, X509 *x,
+                     const char *old, int revoke)
+{
+    const char *serial = scep_ca_serial_hex(r->pool, x);
+
+    db_exec(r, db, ST_SUPERSEDE, serial, old, NULL);
+    if (revoke && db_exec(r, db, ST_REVOKE, revocation_time(r->pool),
+                          "superseded", old, NULL) == 1) {
+        ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r, SCEPLOGNO(00110)
+                      "local CA: serial %s revoked (superseded by its "
+                      "renewal %s; SCEPRenewalRevokeOld On)", old, serial);
+    }
 }
 
 static void issued(scep_submit_result_t *res, apr_pool_t *p, X509 *x,
                    const scep_dir_conf_t *c)
 {
-    STACK_OF(X509) *chain = c->localca_cert ? c->localca_cert->certs
-                                            : c->ca->certs;
+    STACK_OF(X509) *chain = ca_chain(c);
     int i;
 
+    memset(res, 0, sizeof(*res));
     res->status = SCEP_SUBMIT_ISSUED;
     res->certs = sk_X509_new_null();
     apr_pool_cleanup_register(p, res->certs, free_stack,
                               apr_pool_cleanup_null);
     sk_X509_push(res->certs, x);
-    for (i = 0; i < sk_X509_num(chain); i++) {
+    for (i = 0; chain && i < sk_X509_num(chain); i++) {
         sk_X509_push(res->certs, sk_X509_value(chain, i));
     }
+}
+
+static void refused(scep_submit_result_t *res, int fail_info,
+                    const char *why)
+{
+    memset(res, 0, sizeof(*res));
+    res->status = SCEP_SUBMIT_REJECTED;
+    res->fail_info = fail_info;
+    res->reason = why;
+}
+
+#define FAIL_BADREQUEST 2
+#define FAIL_BADCERTID 4
+
+static void pending(scep_submit_result_t *res, const char *id)
+{
+    memset(res, 0, sizeof(*res));
+    res->status = SCEP_SUBMIT_PENDING;
+    res->request_id = id;
+}
+
+/* Decided and expired requests go, at most once a minute per process. */
+static void purge_pending(request_rec *r, const scep_dir_conf_t *c,
+                          db_conn_t *db)
+{
+    apr_time_t now = now_secs();
+
+    if (now - db->last_purge >= 60) {
+        db->last_purge = now;
+        db_exec(r, db, ST_PENDING_PURGE, secs_text(r->pool, now), NULL);
+    }
+}
+
+/* "DNS:a, IP Address:b" from a request's subjectAltName. */
+static const char *sans_text(apr_pool_t *p, X509_REQ *csr)
+{
+    STACK_OF(X509_EXTENSION) *exts = X509_REQ_get_extensions(csr);
+    GENERAL_NAMES *gens = exts ? X509V3_get_d2i(exts, NID_subject_alt_name,
+                                                NULL, NULL)
+                               : NULL;
+    STACK_OF(CONF_VALUE) *vals = gens ? i2v_GENERAL_NAMES(NULL, gens, NULL)
+                                      : NULL;
+    const char *out = "";
+    int i;
+
+    for (i = 0; vals && i < sk_CONF_VALUE_num(vals); i++) {
+        CONF_VALUE *v = sk_CONF_VALUE_value(vals, i);
+        out = apr_pstrcat(p, out, *out ? ", " : "", v->name, ":",
+                          v->value ? v->value : "", NULL);
+    }
+    sk_CONF_VALUE_pop_free(vals, X509V3_conf_free);
+    GENERAL_NAMES_free(gens);
+    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+    return out;
+}
+
+/* "RSA 2048", "EC prime256v1". */
+static const char *key_text(apr_pool_t *p, X509_REQ *csr)
+{
+    EVP_PKEY *k = X509_REQ_get0_pubkey(csr);
+    char group[64];
+
+    if (k == NULL) {
+        return "?";
+    }
+    if (EVP_PKEY_get_group_name(k, group, sizeof(group), NULL)) {
+        return apr_psprintf(p, "%s %s", EVP_PKEY_get0_type_name(k), group);
+    }
+    return apr_psprintf(p, "%s %d", EVP_PKEY_get0_type_name(k),
+                        EVP_PKEY_get_bits(k));
+}
+
+/* SCEPLocalCAApproval manual: keep the request for an administrator. */
+static apr_status_t hold(request_rec *r, const scep_dir_conf_t *c,
+                         db_conn_t *db, const scep_submit_request_t *req,
+                         X509_REQ *csr, const origin_t *o,
+                         scep_submit_result_t *res)
+{
+    apr_time_t now = now_secs();
+    const char *cols[1];
+    int added;
+
+    added = db_exec(r, db, ST_PENDING_ADD, o->transid, o->keyid, o->renews,
+                    scep_ra_name(r->pool, X509_REQ_get_subject_name(csr)),
+                    sans_text(r->pool, csr), key_text(r->pool, csr),
+                    o->template_name, o->requester ? o->requester : "",
+                    o->client ? o->client : "", secs_text(r->pool, now),
+                    secs_text(r->pool, now + scep_conf_pending_retention(c)),
+                    pem_of(r->pool, NULL, csr),
+                    c->renewal_revoke_old == 1 ? "1" : "0", NULL) == 1;
+    /* Not added: a twin from another process was (found here), or the
+     * database failed. */
+    if (db_row(r, db, ST_PENDING_GET, cols, 1, o->transid, o->keyid,
+               o->renews, secs_text(r->pool, now), NULL) != 1) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(00111)
+                      "local CA: cannot keep transaction %s for approval: "
+                      "%s", req->transaction_id,
+                      apr_dbd_error(db->driver, db->handle, 0));
+        return APR_EGENERAL;
+    }
+    if (added) {
+        ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r, SCEPLOGNO(00112)
+                      "local CA: transaction %s (%s) waits for approval as "
+                      "request %s (template %s)", req->transaction_id,
+                      scep_ra_name(r->pool, X509_REQ_get_subject_name(csr)),
+                      cols[0], o->template_name);
+    }
+    pending(res, cols[0]);
+    return APR_SUCCESS;
+}
+
+/* Sign and record; a clash on the unique keys is a concurrent twin from
+ * another process (its certificate is answered) or a serial reuse (a
+ * new serial is drawn). */
+static apr_status_t issue_now(request_rec *r, const scep_dir_conf_t *c,
+                              db_conn_t *db, X509_REQ *csr,
+                              const scep_template_t *t, const origin_t *o,
+                              int revoke_old, scep_submit_result_t *res)
+{
+    const char *why, *cols[1];
+    X509 *x = NULL;
+    int attempt;
+
+    for (attempt = 0; attempt < 3; attempt++) {
+        why = scep_ca_issue(r->pool, ca_cert(c), c->localca_key->key,
+                            scep_conf_hash(c), csr, t, &x);
+        if (why) {
+            refused(res, FAIL_BADREQUEST, why);
+            return APR_SUCCESS;
+        }
+        if (record(r, db, x, o)) {
+            if (*o->renews) {
+                replaced(r, db, x, o->renews, revoke_old);
+            }
+            issued(res, r->pool, x, c);
+            return APR_SUCCESS;
+        }
+        if (db_row(r, db, ST_SELECT, cols, 1, o->transid, o->keyid,
+                   o->renews, NULL) == 1
+            && (x = pem_cert(r->pool, cols[0])) != NULL) {
+            issued(res, r->pool, x, c);
+            return APR_SUCCESS;
+        }
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(00062)
+                  "local CA: cannot record the certificate: %s",
+                  apr_dbd_error(db->driver, db->handle, 0));
+    return APR_EGENERAL;
+}
+
+static X509 *cert_by_serial(request_rec *r, db_conn_t *db, const char *hex)
+{
+    const char *cols[1];
+
+    return db_row(r, db, ST_BY_SERIAL, cols, 1, hex, NULL) == 1
+               ? pem_cert(r->pool, cols[0]) : NULL;
+}
+
+/* What the CA answers a request (the connection's mutex held): what it
+ * answered before for the same transaction and key (RFC 8894 3.3.1),
+ * else a new decision. */
+static apr_status_t submit_locked(request_rec *r, const scep_dir_conf_t *c,
+                                  db_conn_t *db,
+                                  const scep_submit_request_t *req,
+                                  X509_REQ *csr, const scep_template_t *t,
+                                  const origin_t *o,
+                                  scep_submit_result_t *res)
+{
+    apr_time_t now = now_secs();
+    const char *cols[4];
+    X509 *x;
+    int found;
+
+    purge_pending(r, c, db);
+    found = db_row(r, db, ST_PENDING_GET, cols, 4, o->transid, o->keyid,
+                   o->renews, secs_text(r->pool, now), NULL);
+    if (found == 1) {
+        if (!strcmp(cols[1], "pending")) {
+            pending(res, cols[0]);
+            return APR_SUCCESS;
+        }
+        if (!strcmp(cols[1], "issued")
+            && (x = cert_by_serial(r, db, cols[2])) != NULL) {
+            issued(res, r->pool, x, c);
+            return APR_SUCCESS;
+        }
+        if (req->lookup_only || strcmp(cols[1], "rejected")) {
+            refused(res, FAIL_BADREQUEST, apr_pstrcat(r->pool,
+                    "rejected by an administrator: ", cols[3], NULL));
+            return APR_SUCCESS;
+        }
+        /* Asked again with a good password: held again. */
+        db_exec(r, db, ST_PENDING_DROP, cols[0], NULL);
+    }
+    found = db_row(r, db, ST_SELECT, cols, 2, o->transid, o->keyid, o->renews,
+                   NULL);
+    if (found == 1) {
+        if (apr_atoi64(cols[1]) >= now - scep_conf_issued_retention(c)
+            && (x = pem_cert(r->pool, cols[0])) != NULL) {
+            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, SCEPLOGNO(00061)
+                          "local CA: transaction %s was issued before; "
+                          "sending the same certificate",
+                          req->transaction_id);
+            issued(res, r->pool, x, c);
+            return APR_SUCCESS;
+        }
+        if (req->lookup_only) {
+            refused(res, FAIL_BADCERTID, "the transaction was issued longer "
+                    "ago than SCEPIssuedRetention; GetCert still returns "
+                    "its certificate");
+            return APR_SUCCESS;
+        }
+        db_exec(r, db, ST_RETIRE, o->transid, o->keyid, o->renews, NULL);
+    }
+    if (req->lookup_only) {
+        refused(res, FAIL_BADCERTID,
+                "no earlier request with this transaction and key");
+        return APR_SUCCESS;
+    }
+    if (scep_conf_needs_approval(c, t->name)) {
+        return hold(r, c, db, req, csr, o, res);
+    }
+    return issue_now(r, c, db, csr, t, o, c->renewal_revoke_old == 1, res);
 }
 
 static apr_status_t local_submit(void *instance, request_rec *r,
                                  const scep_submit_request_t *req,
                                  scep_submit_result_t *res)
 {
-    const scep_dir_conf_t *c =
-        ap_get_module_config(r->per_dir_config, &scep_module);
+    const scep_dir_conf_t *c;
+    db_conn_t *db = conf_db(r, &c);
     const unsigned char *in = req->csr;
     const scep_template_t *t;
-    const char *transid, *keyid, *renews, *why;
     X509_REQ *csr;
-    X509 *x = NULL;
-    db_conn_t *db;
-    int attempt;
+    origin_t o;
+    apr_status_t rv;
 
     memset(res, 0, sizeof(*res));
     csr = req->csr_parsed;
@@ -432,90 +833,33 @@ static apr_status_t local_submit(void *instance, request_rec *r,
     if (csr == NULL || c->localca_key == NULL) {
         return APR_EINVAL;
     }
+    if (db == NULL) {
+        return APR_EGENERAL;
+    }
     t = scep_conf_template(c, scep_ca_request_key_usage(csr));
     if (t == NULL || strcmp(t->name, req->template_name)) {
         t = scep_conf_template(c, -1);
     }
-    db = connection(r, scep_ca_local_db(r->pool, c));
-    if (db == NULL) {
-        return APR_EGENERAL;
-    }
-    keyid = key_id(r->pool, X509_REQ_get_X509_PUBKEY(csr));
-    if (keyid == NULL) {
+    o.keyid = key_id(r->pool, X509_REQ_get_X509_PUBKEY(csr));
+    if (o.keyid == NULL) {
         return APR_EINVAL;
     }
-    transid = transaction_key(r->pool, req->transaction_id);
-    renews = req->renewal_signer
-                 ? scep_ca_serial_hex(r->pool, req->renewal_signer) : "";
+    o.transid = transaction_key(r->pool, req->transaction_id);
+    o.renews = req->renewal_signer
+                   ? scep_ca_serial_hex(r->pool, req->renewal_signer) : "";
+    o.template_name = t->name;
+    o.requester = req->requester;
+    o.client = req->client_ip;
 
     apr_thread_mutex_lock(db->mutex);
-    for (attempt = 0; attempt < 3; attempt++) {
-        X509 *again = recorded(r, db, transid, keyid, renews);
-        if (again) {
-            /* The same request again: the same certificate. */
-            apr_thread_mutex_unlock(db->mutex);
-            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, SCEPLOGNO(00061)
-                          "local CA: transaction %s was issued before; "
-                          "sending the same certificate",
-                          req->transaction_id);
-            issued(res, r->pool, again, c);
-            return APR_SUCCESS;
-        }
-        if (req->lookup_only) {
-            apr_thread_mutex_unlock(db->mutex);
-            res->status = SCEP_SUBMIT_REJECTED;
-            res->fail_info = 4;  /* badCertId */
-            res->reason = "no earlier request with this transaction and key";
-            return APR_SUCCESS;
-        }
-        why = scep_ca_issue(r->pool, ca_cert(c), c->localca_key->key,
-                            scep_conf_hash(c), csr, t, &x);
-        if (why) {
-            apr_thread_mutex_unlock(db->mutex);
-            res->status = SCEP_SUBMIT_REJECTED;
-            res->fail_info = 2;  /* badRequest */
-            res->reason = why;
-            return APR_SUCCESS;
-        }
-        /* A unique key on serial and on (transaction, key): a clash is a
-         * concurrent twin (found on the next pass) or a serial reuse. */
-        if (record(r, db, x, transid, keyid, renews, req)) {
-            if (req->renewal_signer) {
-                int rows = 0;
-                apr_dbd_pvquery(db->driver, r->pool, db->handle, &rows,
-                                db->supersede, scep_ca_serial_hex(r->pool, x),
-                                scep_ca_serial_hex(r->pool,
-                                                   req->renewal_signer));
-            }
-            apr_thread_mutex_unlock(db->mutex);
-            issued(res, r->pool, x, c);
-            return APR_SUCCESS;
-        }
-    }
-    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(00062)
-                  "local CA: cannot record the certificate: %s",
-                  apr_dbd_error(db->driver, db->handle, 0));
+    rv = submit_locked(r, c, db, req, csr, t, &o, res);
     apr_thread_mutex_unlock(db->mutex);
-    return APR_EGENERAL;
+    return rv;
 }
 
-static void bad_cert_id(scep_submit_result_t *res, const char *why)
-{
-    memset(res, 0, sizeof(*res));
-    res->status = SCEP_SUBMIT_REJECTED;
-    res->fail_info = 4;  /* badCertId */
-    res->reason = why;
-}
-
-static db_conn_t *conf_db(request_rec *r, const scep_dir_conf_t **c)
-{
-    *c = ap_get_module_config(r->per_dir_config, &scep_module);
-    return (*c)->localca_key ? connection(r, scep_ca_local_db(r->pool, *c))
-                             : NULL;
-}
-
-/* CertPoll (RFC 8894 3.3.3): every request is decided at once here, so a
- * poll finds the certificate of its transaction, for the same key. */
+/* CertPoll (RFC 8894 3.3.3): a held request's state, or the certificate
+ * of a transaction issued within SCEPIssuedRetention; bound to the key
+ * that asked (or, for a renewal, the certificate renewed). */
 static apr_status_t local_poll(void *instance, request_rec *r,
                                const char *transaction_id, X509_NAME *subject,
                                X509 *requester, scep_submit_result_t *res)
@@ -523,26 +867,57 @@ static apr_status_t local_poll(void *instance, request_rec *r,
     const scep_dir_conf_t *c;
     db_conn_t *db = conf_db(r, &c);
     const char *keyid = key_id(r->pool, X509_get_X509_PUBKEY(requester));
-    X509 *x;
+    const char *transid = transaction_key(r->pool, transaction_id);
+    const char *serial = scep_ca_serial_hex(r->pool, requester);
+    const char *cols[5];
+    apr_time_t now = now_secs();
+    X509_REQ *csr = NULL;
+    X509 *x = NULL;
+    int found;
 
     if (db == NULL || keyid == NULL) {
         return APR_EGENERAL;
     }
     apr_thread_mutex_lock(db->mutex);
-    x = select_cert(r, db, db->poll_key,
-                    transaction_key(r->pool, transaction_id), keyid, NULL);
-    if (x == NULL) {
-        /* A renewal's poll may be signed by the certificate it renews. */
-        x = select_cert(r, db, db->poll_renews,
-                        transaction_key(r->pool, transaction_id),
-                        scep_ca_serial_hex(r->pool, requester), NULL);
+    purge_pending(r, c, db);
+    found = db_row(r, db, ST_PENDING_POLL, cols, 5, transid, keyid, serial,
+                   secs_text(r->pool, now), NULL);
+    if (found == 1) {
+        csr = pem_csr(r->pool, cols[4]);
+        if (!strcmp(cols[1], "issued")) {
+            x = cert_by_serial(r, db, cols[2]);
+        }
+    }
+    else {
+        const char *cutoff =
+            secs_text(r->pool, now - scep_conf_issued_retention(c));
+        if (db_row(r, db, ST_POLL_KEY, cols, 1, transid, keyid, cutoff,
+                   NULL) == 1
+            || db_row(r, db, ST_POLL_RENEWS, cols, 1, transid, serial,
+                      cutoff, NULL) == 1) {
+            x = pem_cert(r->pool, cols[0]);
+        }
     }
     apr_thread_mutex_unlock(db->mutex);
-    if (x == NULL) {
-        bad_cert_id(res, "no request with this transaction and key");
+
+    if (found == 1 && csr != NULL
+        && X509_NAME_cmp(X509_REQ_get_subject_name(csr), subject) != 0) {
+        refused(res, FAIL_BADCERTID, "the poll names another subject");
+    }
+    else if (found == 1 && !strcmp(cols[1], "pending")) {
+        pending(res, cols[0]);
+    }
+    else if (found == 1 && !strcmp(cols[1], "rejected")) {
+        refused(res, FAIL_BADREQUEST, apr_pstrcat(r->pool,
+                "rejected by an administrator: ", cols[3], NULL));
+    }
+    else if (x == NULL) {
+        refused(res, FAIL_BADCERTID,
+                "no request with this transaction and key (or it is older "
+                "than SCEPPendingRetention / SCEPIssuedRetention)");
     }
     else if (X509_NAME_cmp(X509_get_subject_name(x), subject) != 0) {
-        bad_cert_id(res, "the poll names another subject");
+        refused(res, FAIL_BADCERTID, "the poll names another subject");
     }
     else {
         issued(res, r->pool, x, c);
@@ -569,12 +944,12 @@ static apr_status_t local_get_cert(void *instance, request_rec *r,
     }
     if (X509_NAME_cmp(issuer, X509_get_subject_name(ca_cert(c))) == 0) {
         apr_thread_mutex_lock(db->mutex);
-        x = select_cert(r, db, db->by_serial, hex, NULL, NULL);
+        x = cert_by_serial(r, db, hex);
         apr_thread_mutex_unlock(db->mutex);
     }
     OPENSSL_free(hex);
     if (x == NULL) {
-        bad_cert_id(res, "no such certificate");
+        refused(res, FAIL_BADCERTID, "no such certificate");
         return APR_SUCCESS;
     }
     memset(res, 0, sizeof(*res));
@@ -586,129 +961,368 @@ static apr_status_t local_get_cert(void *instance, request_rec *r,
     return APR_SUCCESS;
 }
 
+static const char *const crl_reasons[] = {
+    "unspecified", "keyCompromise", "CACompromise", "affiliationChanged",
+    "superseded", "cessationOfOperation", "certificateHold", NULL
+};
+
 static int crl_reason(const char *name)
 {
-    static const char *const names[] = {
-        "unspecified", "keyCompromise", "CACompromise", "affiliationChanged",
-        "superseded", "cessationOfOperation", "certificateHold"
-    };
     int i;
 
-    for (i = 0; i < (int)(sizeof(names) / sizeof(names[0])); i++) {
-        if (!ap_cstr_casecmp(name, names[i])) {
+    for (i = 0; crl_reasons[i]; i++) {
+        if (!ap_cstr_casecmp(name, crl_reasons[i])) {
             return i;
         }
     }
     return -1;
 }
 
-/* GetCRL (RFC 8894 3.3.5): a CRL of the revoked rows, signed now. */
-static apr_status_t local_get_crl(void *instance, request_rec *r,
-                                  X509_NAME *issuer,
-                                  const ASN1_INTEGER *serial, X509_CRL **out)
+int scep_ca_local_reason_ok(const char *reason)
 {
-    const scep_dir_conf_t *c;
-    db_conn_t *db = conf_db(r, &c);
+    return crl_reason(reason) >= 0;
+}
+
+/* One revoked row as a CRL entry; 0 when it cannot be read. */
+static int add_revoked(X509_CRL *crl, const char *sn, const char *when,
+                       const char *why)
+{
+    X509_REVOKED *rev = X509_REVOKED_new();
+    BIGNUM *bn = NULL;
+    ASN1_INTEGER *ai = NULL;
+    ASN1_TIME *t = ASN1_TIME_new();
+    int reason = why ? crl_reason(why) : -1, ok = 0;
+
+    if (rev && t && BN_hex2bn(&bn, sn) && (ai = BN_to_ASN1_INTEGER(bn, NULL))
+        && X509_REVOKED_set_serialNumber(rev, ai)
+        && ASN1_TIME_set_string_X509(t, when)
+        && X509_REVOKED_set_revocationDate(rev, t)) {
+        if (reason > 0) {
+            ASN1_ENUMERATED *e = ASN1_ENUMERATED_new();
+            if (e && ASN1_ENUMERATED_set(e, reason)) {
+                X509_REVOKED_add1_ext_i2d(rev, NID_crl_reason, e, 0, 0);
+            }
+            ASN1_ENUMERATED_free(e);
+        }
+        ok = X509_CRL_add0_revoked(crl, rev);
+        if (ok) {
+            rev = NULL;
+        }
+    }
+    X509_REVOKED_free(rev);
+    ASN1_INTEGER_free(ai);
+    ASN1_TIME_free(t);
+    BN_free(bn);
+    return ok;
+}
+
+/* A CRL of the revoked rows, signed now (the mutex held), with the
+ * authority key identifier and a CRL number RFC 5280 5.2 asks for; the
+ * number is the time, so it only grows. */
+static X509_CRL *make_crl(request_rec *r, const scep_dir_conf_t *c,
+                          db_conn_t *db)
+{
+    X509 *ca = ca_cert(c);
+    X509_CRL *crl = X509_CRL_new();
+    ASN1_TIME *now = X509_time_adj_ex(NULL, 0, 0, NULL);
+    ASN1_TIME *next = X509_time_adj_ex(NULL, c->crl_days > 0 ? c->crl_days
+                                                             : 7, 0, NULL);
+    ASN1_INTEGER *number = ASN1_INTEGER_new();
+    const ASN1_OCTET_STRING *skid = X509_get0_subject_key_id(ca);
+    AUTHORITY_KEYID *akid = NULL;
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
-    X509_CRL *crl;
-    int ok = 1;
+    int ok;
 
-    if (db == NULL) {
-        return APR_EGENERAL;
+    ok = crl && now && next && number
+         && X509_CRL_set_version(crl, 1)
+         && X509_CRL_set_issuer_name(crl, X509_get_subject_name(ca))
+         && X509_CRL_set1_lastUpdate(crl, now)
+         && X509_CRL_set1_nextUpdate(crl, next)
+         && ASN1_INTEGER_set_int64(number, (int64_t)now_secs())
+         && X509_CRL_add1_ext_i2d(crl, NID_crl_number, number, 0, 0);
+    if (ok && skid) {
+        akid = AUTHORITY_KEYID_new();
+        ok = akid && (akid->keyid = ASN1_OCTET_STRING_dup(skid)) != NULL
+             && X509_CRL_add1_ext_i2d(crl, NID_authority_key_identifier,
+                                      akid, 0, 0);
     }
-    if (X509_NAME_cmp(issuer, X509_get_subject_name(ca_cert(c))) != 0) {
-        return APR_NOTFOUND;
-    }
-    crl = X509_CRL_new();
-    if (crl == NULL) {
-        return APR_ENOMEM;
-    }
-    own_X509_CRL(r->pool, crl);
-    ok = X509_CRL_set_version(crl, 1)
-         && X509_CRL_set_issuer_name(crl, X509_get_subject_name(ca_cert(c)));
-    {
-        ASN1_TIME *now = X509_time_adj_ex(NULL, 0, 0, NULL);
-        ASN1_TIME *next = X509_time_adj_ex(NULL, c->crl_days > 0
-                                                     ? c->crl_days : 7,
-                                           0, NULL);
-        ok = ok && now && next && X509_CRL_set1_lastUpdate(crl, now)
-             && X509_CRL_set1_nextUpdate(crl, next);
-        ASN1_TIME_free(now);
-        ASN1_TIME_free(next);
-    }
-    apr_thread_mutex_lock(db->mutex);
     if (ok && apr_dbd_pvselect(db->driver, r->pool, db->handle, &res,
-                               db->revoked, 0) != 0) {
+                               db->st[ST_REVOKED], 0) != 0) {
         ok = 0;
     }
     while (ok && apr_dbd_get_row(db->driver, r->pool, res, &row, -1) == 0) {
         const char *sn = apr_dbd_get_entry(db->driver, row, 0);
         const char *when = apr_dbd_get_entry(db->driver, row, 1);
-        const char *why = apr_dbd_get_entry(db->driver, row, 2);
-        X509_REVOKED *rev = X509_REVOKED_new();
-        BIGNUM *bn = NULL;
-        ASN1_INTEGER *ai = NULL;
-        ASN1_TIME *t = ASN1_TIME_new();
-        int reason = why ? crl_reason(why) : -1;
-
-        if (rev && t && BN_hex2bn(&bn, sn) && (ai = BN_to_ASN1_INTEGER(bn,
-                                                                     NULL))
-            && X509_REVOKED_set_serialNumber(rev, ai)
-            && ASN1_TIME_set_string_X509(t, when)
-            && X509_REVOKED_set_revocationDate(rev, t)) {
-            if (reason > 0) {
-                ASN1_ENUMERATED *e = ASN1_ENUMERATED_new();
-                if (e && ASN1_ENUMERATED_set(e, reason)) {
-                    X509_REVOKED_add1_ext_i2d(rev, NID_crl_reason, e, 0, 0);
-                }
-                ASN1_ENUMERATED_free(e);
-            }
-            X509_CRL_add0_revoked(crl, rev);
-            rev = NULL;
+        if (!add_revoked(crl, sn, when,
+                         apr_dbd_get_entry(db->driver, row, 2))) {
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, SCEPLOGNO(00113)
+                          "local CA: serial %s is revoked at '%s', not a "
+                          "YYYYMMDDHHMMSSZ time: left out of the CRL", sn,
+                          when);
         }
-        X509_REVOKED_free(rev);
-        ASN1_INTEGER_free(ai);
-        ASN1_TIME_free(t);
-        BN_free(bn);
     }
-    apr_thread_mutex_unlock(db->mutex);
+    AUTHORITY_KEYID_free(akid);
+    ASN1_INTEGER_free(number);
+    ASN1_TIME_free(now);
+    ASN1_TIME_free(next);
     if (!ok || !X509_CRL_sort(crl)
         || !X509_CRL_sign(crl, c->localca_key->key, scep_conf_hash(c))) {
+        X509_CRL_free(crl);
+        return NULL;
+    }
+    return crl;
+}
+
+apr_status_t scep_ca_local_crl(request_rec *r, const scep_dir_conf_t *c,
+                               X509_CRL **out)
+{
+    db_conn_t *db = c->localca_key
+                        ? connection(r, scep_ca_local_db(r->pool, c)) : NULL;
+    apr_time_t half = (c->crl_days > 0 ? c->crl_days : 7) * 43200;
+    const char *cols[2], *state;
+    X509_CRL *crl;
+
+    if (db == NULL) {
         return APR_EGENERAL;
     }
-    *out = crl;
+    apr_thread_mutex_lock(db->mutex);
+    if (db_row(r, db, ST_CRL_STATE, cols, 2, NULL) != 1) {
+        apr_thread_mutex_unlock(db->mutex);
+        return APR_EGENERAL;
+    }
+    /* What the CRL is made of: another revocation, or another location's
+     * validity or hash, makes another CRL. */
+    state = apr_psprintf(r->pool, "%s/%s/%d/%s", cols[0], cols[1],
+                         c->crl_days, EVP_MD_get0_name(scep_conf_hash(c)));
+    if (db->crl == NULL || strcmp(state, db->crl_state_buf)
+        || now_secs() - db->crl_made >= half) {
+        crl = make_crl(r, c, db);
+        if (crl == NULL) {
+            apr_thread_mutex_unlock(db->mutex);
+            return APR_EGENERAL;
+        }
+        X509_CRL_free(db->crl);
+        db->crl = crl;
+        db->crl_made = now_secs();
+        apr_cpystrn(db->crl_state_buf, state, sizeof(db->crl_state_buf));
+    }
+    X509_CRL_up_ref(db->crl);
+    *out = own_X509_CRL(r->pool, db->crl);
+    apr_thread_mutex_unlock(db->mutex);
     return APR_SUCCESS;
+}
+
+/* GetCRL (RFC 8894 3.3.5). */
+static apr_status_t local_get_crl(void *instance, request_rec *r,
+                                  X509_NAME *issuer,
+                                  const ASN1_INTEGER *serial, X509_CRL **out)
+{
+    const scep_dir_conf_t *c =
+        ap_get_module_config(r->per_dir_config, &scep_module);
+
+    if (c->localca_key == NULL) {
+        return APR_EGENERAL;
+    }
+    if (X509_NAME_cmp(issuer, X509_get_subject_name(ca_cert(c))) != 0) {
+        return APR_NOTFOUND;
+    }
+    return scep_ca_local_crl(r, c, out);
 }
 
 /* Known, and not revoked, in this CA's own records. */
 static scep_cert_status_e local_cert_status(void *instance, request_rec *r,
                                             X509 *cert)
 {
-    const scep_dir_conf_t *c =
-        ap_get_module_config(r->per_dir_config, &scep_module);
-    scep_cert_status_e st = SCEP_CERT_UNKNOWN;
-    apr_dbd_results_t *res = NULL;
-    apr_dbd_row_t *row = NULL;
-    const char *revoked;
+    const scep_dir_conf_t *c;
+    const char *cols[1];
     db_conn_t *db;
+    int found;
 
+    c = ap_get_module_config(r->per_dir_config, &scep_module);
     if (c->localca_key == NULL
         || X509_NAME_cmp(X509_get_issuer_name(cert),
                          X509_get_subject_name(ca_cert(c))) != 0
-        || (db = connection(r, scep_ca_local_db(r->pool, c))) == NULL) {
+        || (db = conf_db(r, &c)) == NULL) {
         return SCEP_CERT_UNKNOWN;
     }
     apr_thread_mutex_lock(db->mutex);
-    if (apr_dbd_pvselect(db->driver, r->pool, db->handle, &res, db->status,
-                         0, scep_ca_serial_hex(r->pool, cert)) == 0) {
-        while (apr_dbd_get_row(db->driver, r->pool, res, &row, -1) == 0) {
-            revoked = apr_dbd_get_entry(db->driver, row, 0);
-            st = (revoked && *revoked) ? SCEP_CERT_REVOKED : SCEP_CERT_GOOD;
+    found = db_row(r, db, ST_STATUS, cols, 1,
+                   scep_ca_serial_hex(r->pool, cert), NULL);
+    apr_thread_mutex_unlock(db->mutex);
+    return found != 1 ? SCEP_CERT_UNKNOWN
+           : *cols[0] ? SCEP_CERT_REVOKED : SCEP_CERT_GOOD;
+}
+
+/* ---- what administrators do (scep_requests.c) ---- */
+
+apr_array_header_t *scep_ca_local_pending(request_rec *r,
+                                          const scep_dir_conf_t *c)
+{
+    db_conn_t *db = conf_db(r, &c);
+    apr_array_header_t *list;
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    const char *now;
+
+    if (db == NULL) {
+        return NULL;
+    }
+    list = apr_array_make(r->pool, 8, sizeof(scep_pending_t));
+    now = secs_text(r->pool, now_secs());
+    apr_thread_mutex_lock(db->mutex);
+    if (apr_dbd_pvselect(db->driver, r->pool, db->handle, &res,
+                         db->st[ST_PENDING_LIST], 0, now) != 0) {
+        list = NULL;
+    }
+    while (list && apr_dbd_get_row(db->driver, r->pool, res, &row, -1) == 0) {
+        scep_pending_t *p = apr_array_push(list);
+        const char *v[9];
+        int i;
+        for (i = 0; i < 9; i++) {
+            v[i] = apr_dbd_get_entry(db->driver, row, i);
+            v[i] = apr_pstrdup(r->pool, v[i] ? v[i] : "");
         }
+        p->id = v[0];
+        p->subject = v[1];
+        p->sans = v[2];
+        p->key = v[3];
+        p->template_name = v[4];
+        p->requester = v[5];
+        p->client = v[6];
+        p->received = apr_time_from_sec(apr_atoi64(v[7]));
+        p->renewal = *v[8] != '\0';
     }
     apr_thread_mutex_unlock(db->mutex);
-    return st;
+    return list;
+}
+
+static scep_local_result_e decide_locked(request_rec *r,
+                                         const scep_dir_conf_t *c,
+                                         db_conn_t *db, const char *id,
+                                         int approve, const char *reason,
+                                         const char **detail)
+{
+    const char *cols[10], *now = secs_text(r->pool, now_secs());
+    const scep_template_t *t;
+    const char *why;
+    X509_REQ *csr;
+    X509 *x = NULL;
+    origin_t o;
+    int found;
+
+    found = db_row(r, db, ST_PENDING_ROW, cols, 10, id, NULL);
+    if (found < 0) {
+        return SCEP_LOCAL_ERROR;
+    }
+    if (found == 0 || apr_atoi64(cols[9]) < now_secs()) {
+        return SCEP_LOCAL_NOT_FOUND;
+    }
+    if (strcmp(cols[8], "pending")) {
+        *detail = cols[8];
+        return SCEP_LOCAL_CONFLICT;
+    }
+    if (!approve) {
+        return db_exec(r, db, ST_PENDING_DECIDE, "rejected", now, r->user, "",
+                       reason ? reason : "", id, NULL) == 1
+                   ? SCEP_LOCAL_DONE : SCEP_LOCAL_ERROR;
+    }
+    csr = pem_csr(r->pool, cols[6]);
+    t = scep_conf_template_named(cols[3]);
+    why = csr == NULL ? "the stored request cannot be read"
+          : t == NULL ? apr_psprintf(r->pool, "template %s is no longer "
+                                     "configured", cols[3])
+                      : scep_ca_issue(r->pool, ca_cert(c),
+                                      c->localca_key->key, scep_conf_hash(c),
+                                      csr, t, &x);
+    if (why) {
+        db_exec(r, db, ST_PENDING_DECIDE, "rejected", now, r->user, "", why,
+                id, NULL);
+        *detail = why;
+        return SCEP_LOCAL_REFUSED;
+    }
+    o.transid = cols[0];
+    o.keyid = cols[1];
+    o.renews = cols[2];
+    o.template_name = cols[3];
+    o.requester = cols[4];
+    o.client = cols[5];
+    if (!record(r, db, x, &o)) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(00114)
+                      "local CA: cannot record the certificate of request "
+                      "%s: %s", id, apr_dbd_error(db->driver, db->handle, 0));
+        return SCEP_LOCAL_ERROR;
+    }
+    if (*o.renews) {
+        replaced(r, db, x, o.renews, !strcmp(cols[7], "1"));
+    }
+    *detail = scep_ca_serial_hex(r->pool, x);
+    db_exec(r, db, ST_PENDING_DECIDE, "issued", now, r->user, *detail, "",
+            id, NULL);
+    return SCEP_LOCAL_DONE;
+}
+
+scep_local_result_e scep_ca_local_decide(request_rec *r,
+                                         const scep_dir_conf_t *c,
+                                         const char *id, int approve,
+                                         const char *reason,
+                                         const char **detail)
+{
+    db_conn_t *db = conf_db(r, &c);
+    scep_local_result_e rv;
+
+    *detail = NULL;
+    if (db == NULL) {
+        return SCEP_LOCAL_ERROR;
+    }
+    apr_thread_mutex_lock(db->mutex);
+    rv = decide_locked(r, c, db, id, approve, reason, detail);
+    apr_thread_mutex_unlock(db->mutex);
+    return rv;
+}
+
+scep_local_result_e scep_ca_local_revoke(request_rec *r,
+                                         const scep_dir_conf_t *c,
+                                         const char *serial,
+                                         const char *reason)
+{
+    db_conn_t *db = conf_db(r, &c);
+    char *hex = apr_palloc(r->pool, strlen(serial) + 2), *q = hex + 1;
+    const char *s, *cols[1];
+    int n;
+
+    /* As BN_bn2hex stores it: upper case, whole bytes, no leading 00. */
+    for (s = serial; *s; s++) {
+        if (*s == ':') {
+            continue;
+        }
+        if (!apr_isxdigit(*s)) {
+            return SCEP_LOCAL_NOT_FOUND;
+        }
+        if (q == hex + 1 && *s == '0') {
+            continue;
+        }
+        *q++ = (char)apr_toupper(*s);
+    }
+    *q = '\0';
+    if (q == hex + 1 || db == NULL) {
+        return db ? SCEP_LOCAL_NOT_FOUND : SCEP_LOCAL_ERROR;
+    }
+    if ((q - hex - 1) % 2) {
+        *hex = '0';
+    }
+    else {
+        hex++;
+    }
+    apr_thread_mutex_lock(db->mutex);
+    n = db_exec(r, db, ST_REVOKE, revocation_time(r->pool),
+                reason ? reason : "unspecified", hex, NULL);
+    if (n == 0) {
+        n = db_row(r, db, ST_STATUS, cols, 1, hex, NULL) == 1 ? -2 : 0;
+    }
+    apr_thread_mutex_unlock(db->mutex);
+    return n == 1 ? SCEP_LOCAL_DONE : n == -2 ? SCEP_LOCAL_CONFLICT
+           : n == 0 ? SCEP_LOCAL_NOT_FOUND : SCEP_LOCAL_ERROR;
 }
 
 const scep_submit_provider_t scep_submit_local = {

@@ -1,7 +1,9 @@
 /* Licensed under the Apache License, Version 2.0; see LICENSE. */
 
+#include <stdint.h>
 #include <stdlib.h>
 
+#include <apr_lib.h>
 #include <apr_strings.h>
 
 #include <httpd.h>
@@ -38,6 +40,11 @@ void *scep_config_create_dir(apr_pool_t *p, char *dir)
     c->admin_utf8 = SCEP_UNSET;
     c->renewal_name_match = SCEP_UNSET;
     c->crl_days = SCEP_UNSET;
+    c->approval = SCEP_UNSET;
+    c->pending_retention = SCEP_UNSET;
+    c->issued_retention = SCEP_UNSET;
+    c->renewal_window = SCEP_UNSET;
+    c->renewal_revoke_old = SCEP_UNSET;
     return c;
 }
 
@@ -84,6 +91,25 @@ void *scep_config_merge_dir(apr_pool_t *p, void *basev, void *addv)
     MERGE_PTR(template_general);
     MERGE_VAL(renewal_name_match);
     MERGE_VAL(crl_days);
+    if (add->approval != SCEP_UNSET) {
+        c->approval = add->approval;
+        c->approval_templates = add->approval_templates;
+    }
+    else {
+        c->approval = base->approval;
+        c->approval_templates = base->approval_templates;
+    }
+    MERGE_VAL(pending_retention);
+    MERGE_VAL(issued_retention);
+    if (add->renewal_window != SCEP_UNSET) {
+        c->renewal_window = add->renewal_window;
+        c->renewal_window_pct = add->renewal_window_pct;
+    }
+    else {
+        c->renewal_window = base->renewal_window;
+        c->renewal_window_pct = base->renewal_window_pct;
+    }
+    MERGE_VAL(renewal_revoke_old);
     return c;
 }
 
@@ -141,15 +167,20 @@ static apr_array_header_t *custom_templates;
 const scep_template_t *scep_conf_template(const scep_dir_conf_t *c, int ku)
 {
     const char *name;
-    int bits = ku < 0 ? 0 : (ku & 0xa0), i;
+    int bits = ku < 0 ? 0 : (ku & 0xa0);
 
     /* NDES: signature only, encryption only, or both (or none). */
     name = bits == 0x80   ? c->template_sig
            : bits == 0x20 ? c->template_enc
                           : c->template_general;
-    if (name == NULL) {
-        name = scep_ca_builtin_templates[0].name;
-    }
+    return scep_conf_template_named(name ? name
+                                         : scep_ca_builtin_templates[0].name);
+}
+
+const scep_template_t *scep_conf_template_named(const char *name)
+{
+    int i;
+
     for (i = 0; custom_templates && i < custom_templates->nelts; i++) {
         const scep_template_t *t =
             &APR_ARRAY_IDX(custom_templates, i, scep_template_t);
@@ -165,6 +196,33 @@ const scep_template_t *scep_conf_template(const scep_dir_conf_t *c, int ku)
     return NULL;
 }
 
+int scep_conf_needs_approval(const scep_dir_conf_t *c, const char *tmpl)
+{
+    int i;
+
+    if (c->approval != 1) {
+        return 0;
+    }
+    for (i = 0; c->approval_templates && i < c->approval_templates->nelts;
+         i++) {
+        if (!strcmp(APR_ARRAY_IDX(c->approval_templates, i, const char *),
+                    tmpl)) {
+            return 1;
+        }
+    }
+    return c->approval_templates == NULL;
+}
+
+apr_time_t scep_conf_pending_retention(const scep_dir_conf_t *c)
+{
+    return OR_DEFAULT(c->pending_retention, SCEP_DEFAULT_PENDING_RETENTION);
+}
+
+apr_time_t scep_conf_issued_retention(const scep_dir_conf_t *c)
+{
+    return OR_DEFAULT(c->issued_retention, SCEP_DEFAULT_ISSUED_RETENTION);
+}
+
 int scep_conf_has_directives(const scep_dir_conf_t *c)
 {
     return scep_conf_is_set(c) || c->hash || c->challenge
@@ -178,7 +236,11 @@ int scep_conf_has_directives(const scep_dir_conf_t *c)
            || c->admin_allow_http != SCEP_UNSET
            || c->admin_utf8 != SCEP_UNSET
            || c->renewal_name_match != SCEP_UNSET
-           || c->crl_days != SCEP_UNSET;
+           || c->crl_days != SCEP_UNSET || c->approval != SCEP_UNSET
+           || c->pending_retention != SCEP_UNSET
+           || c->issued_retention != SCEP_UNSET
+           || c->renewal_window != SCEP_UNSET
+           || c->renewal_revoke_old != SCEP_UNSET;
 }
 
 int scep_conf_is_set(const scep_dir_conf_t *c)
@@ -319,6 +381,15 @@ const char *scep_conf_check(apr_pool_t *p, server_rec *s, scep_dir_conf_t *c)
                                     i == 0 ? "Signature"
                                     : i == 1 ? "Encryption"
                                              : "GeneralPurpose");
+            }
+        }
+        for (i = 0; c->approval_templates
+                    && i < c->approval_templates->nelts; i++) {
+            const char *name =
+                APR_ARRAY_IDX(c->approval_templates, i, const char *);
+            if (!scep_conf_template_named(name)) {
+                return apr_psprintf(p, "SCEPLocalCAApproval names an "
+                                    "unknown template %s", name);
             }
         }
     }
@@ -600,6 +671,91 @@ static const char *scep_cmd_SCEPLocalCACRLValidity(cmd_parms *cmd, void *dc,
     return set_int(cmd, &((scep_dir_conf_t *)dc)->crl_days, arg, 1, 3650);
 }
 
+/* A duration: a number in the directive's unit, or with s, m, h or d. */
+static const char *set_duration(cmd_parms *cmd, int *field, const char *arg,
+                                long unit, const char *unit_name, long lo,
+                                long hi)
+{
+    char *end;
+    long v = strtol(arg, &end, 10);
+
+    if (*end && !end[1]) {
+        unit = *end == 's' ? 1 : *end == 'm' ? 60 : *end == 'h' ? 3600
+               : *end == 'd' ? 86400 : 0;
+        end++;
+    }
+    if (!apr_isdigit(*arg) || *end || unit == 0 || v > hi / unit
+        || v * unit < lo) {
+        return apr_psprintf(cmd->pool, "%s must be a duration from %lds to "
+                            "%ldd: a number of %s, or one with s, m, h or d",
+                            cmd->cmd->name, lo, hi / 86400, unit_name);
+    }
+    *field = (int)(v * unit);
+    return NULL;
+}
+
+static const char *scep_cmd_retention(cmd_parms *cmd, void *dc,
+                                      const char *arg)
+{
+    scep_dir_conf_t *c = dc;
+    long unit = (long)(intptr_t)cmd->cmd->cmd_data;
+
+    return set_duration(cmd, unit == 86400 ? &c->pending_retention
+                                           : &c->issued_retention,
+                        arg, unit, unit == 86400 ? "days" : "minutes", 1,
+                        3650L * 86400);
+}
+
+/* "auto", or "manual" for every template or the templates named. */
+static const char *scep_cmd_SCEPLocalCAApproval(cmd_parms *cmd, void *dc,
+                                                int argc, char *const argv[])
+{
+    scep_dir_conf_t *c = dc;
+    int i;
+
+    if (argc < 1 || (ap_cstr_casecmp(argv[0], "auto")
+                     && ap_cstr_casecmp(argv[0], "manual"))
+        || (argc > 1 && !ap_cstr_casecmp(argv[0], "auto"))) {
+        return "SCEPLocalCAApproval must be auto, or manual followed by "
+               "the templates it applies to (none: all)";
+    }
+    c->approval = !ap_cstr_casecmp(argv[0], "manual");
+    c->approval_templates = NULL;
+    if (argc > 1) {
+        c->approval_templates = apr_array_make(cmd->pool, argc - 1,
+                                               sizeof(const char *));
+        for (i = 1; i < argc; i++) {
+            APR_ARRAY_PUSH(c->approval_templates, const char *) = argv[i];
+        }
+    }
+    return NULL;
+}
+
+/* "off", a percentage of the certificate's life still to run ("50%"),
+ * or a duration before its notAfter ("30d"). */
+static const char *scep_cmd_SCEPRenewalWindow(cmd_parms *cmd, void *dc,
+                                              const char *arg)
+{
+    scep_dir_conf_t *c = dc;
+    apr_size_t n = strlen(arg);
+
+    c->renewal_window_pct = 0;
+    if (!ap_cstr_casecmp(arg, "off")) {
+        c->renewal_window = 0;
+        return NULL;
+    }
+    if (n > 1 && arg[n - 1] == '%') {
+        c->renewal_window_pct = 1;
+        return set_int(cmd, &c->renewal_window,
+                       apr_pstrmemdup(cmd->pool, arg, n - 1), 1, 99)
+                   ? "SCEPRenewalWindow must be off, a percentage (1% to "
+                     "99%) or a duration (e.g. 30d)"
+                   : NULL;
+    }
+    return set_duration(cmd, &c->renewal_window, arg, 86400, "days", 60,
+                        3650L * 86400);
+}
+
 static const char *scep_cmd_SCEPAdminEncoding(cmd_parms *cmd, void *dc,
                                               const char *arg)
 {
@@ -851,6 +1007,28 @@ const command_rec scep_cmds[] = {
                  SCEP_ANYWHERE,
                  "a renewal must keep the subject and subjectAltName of the "
                  "certificate it renews (default On)"),
+    AP_INIT_TAKE_ARGV("SCEPLocalCAApproval", scep_cmd_SCEPLocalCAApproval,
+                      NULL, SCEP_ANYWHERE,
+                      "auto (default), or manual [template...]: hold "
+                      "requests for an administrator's approval"),
+    AP_INIT_TAKE1("SCEPPendingRetention", scep_cmd_retention,
+                  (void *)(intptr_t)86400, SCEP_ANYWHERE,
+                  "how long a request waits for approval (days, or with "
+                  "s/m/h/d; default 7 days)"),
+    AP_INIT_TAKE1("SCEPIssuedRetention", scep_cmd_retention,
+                  (void *)(intptr_t)60, SCEP_ANYWHERE,
+                  "how long a resent request or a poll gets its issued "
+                  "certificate again (minutes, or with s/m/h/d; default "
+                  "20 minutes)"),
+    AP_INIT_TAKE1("SCEPRenewalWindow", scep_cmd_SCEPRenewalWindow, NULL,
+                  SCEP_ANYWHERE,
+                  "off (default), or when a renewal may come: N% of the "
+                  "certificate's life left, or a duration before expiry"),
+    AP_INIT_FLAG("SCEPRenewalRevokeOld", ap_set_flag_slot,
+                 (void *)APR_OFFSETOF(scep_dir_conf_t, renewal_revoke_old),
+                 SCEP_ANYWHERE,
+                 "revoke (reason superseded) the certificate a renewal "
+                 "replaces (default Off)"),
     AP_INIT_TAKE1("SCEPAdminEncoding", scep_cmd_SCEPAdminEncoding, NULL,
                   SCEP_ANYWHERE,
                   "encoding of the admin HTML page: UTF-16LE (default, as "

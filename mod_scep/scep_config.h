@@ -17,6 +17,8 @@
 #define SCEP_DEFAULT_PASSWORD_MAX 5          /* NDES PasswordMax */
 #define SCEP_DEFAULT_PASSWORD_VALIDITY 3600  /* seconds: NDES's 60 minutes */
 #define SCEP_DEFAULT_PASSWORD_LENGTH 8       /* bytes, NDES */
+#define SCEP_DEFAULT_PENDING_RETENTION (7 * 86400) /* NDES RefreshPeriod */
+#define SCEP_DEFAULT_ISSUED_RETENTION (20 * 60)    /* NDES CacheRequest */
 
 /* The RA certificates a store gives for one CA, picked at startup. */
 typedef struct {
@@ -75,6 +77,13 @@ typedef struct scep_dir_conf_t {
     const char *template_general;      /* SCEPGeneralPurposeTemplate */
     int renewal_name_match;            /* SCEPRenewalSubjectNameMatch */
     int crl_days;                      /* SCEPLocalCACRLValidity, days */
+    int approval;                      /* SCEPLocalCAApproval: 1 manual */
+    apr_array_header_t *approval_templates; /* its templates; NULL: all */
+    int pending_retention;             /* SCEPPendingRetention, seconds */
+    int issued_retention;              /* SCEPIssuedRetention, seconds */
+    int renewal_window;                /* SCEPRenewalWindow: 0 off, else */
+    int renewal_window_pct;            /*  percent of life, or seconds */
+    int renewal_revoke_old;            /* SCEPRenewalRevokeOld */
 } scep_dir_conf_t;
 
 /* The RA identity in effect for a configuration. */
@@ -105,6 +114,16 @@ const scep_submit_provider_t *scep_conf_submit(const scep_dir_conf_t *c);
 
 /* The template for a request's KeyUsage (ku < 0: none). */
 const scep_template_t *scep_conf_template(const scep_dir_conf_t *c, int ku);
+
+/* A template by name (SCEPTemplate or built in), or NULL. */
+const scep_template_t *scep_conf_template_named(const char *name);
+
+/* Does the local CA hold requests of this template for approval? */
+int scep_conf_needs_approval(const scep_dir_conf_t *c, const char *tmpl);
+
+/* SCEPPendingRetention and SCEPIssuedRetention, seconds. */
+apr_time_t scep_conf_pending_retention(const scep_dir_conf_t *c);
+apr_time_t scep_conf_issued_retention(const scep_dir_conf_t *c);
 
 /* Does this section set any SCEP directive at all? */
 int scep_conf_has_directives(const scep_dir_conf_t *c);

@@ -151,6 +151,41 @@ static const unsigned char *san_der(apr_pool_t *p,
     return apr_pmemdup(p, ASN1_STRING_get0_data(v), (apr_size_t)*len);
 }
 
+/* SCEPRenewalWindow: the share of its life, or the time, the signer
+ * certificate has left must be within the window.  NULL when it is. */
+static const char *renewal_too_early(pkiop_t *op, X509 *signer)
+{
+    const scep_dir_conf_t *c = op->c;
+    int days, secs, ldays, lsecs;
+    long long left, life;
+
+    if (!ASN1_TIME_diff(&days, &secs, NULL, X509_get0_notAfter(signer))
+        || !ASN1_TIME_diff(&ldays, &lsecs, X509_get0_notBefore(signer),
+                           X509_get0_notAfter(signer))) {
+        return "the signer certificate's validity cannot be read";
+    }
+    left = (long long)days * 86400 + secs;
+    life = (long long)ldays * 86400 + lsecs;
+    if (c->renewal_window_pct ? left * 100 > life * c->renewal_window
+                              : left > c->renewal_window) {
+        return apr_psprintf(op->r->pool, "too early: the certificate has "
+                            "%lld days left; SCEPRenewalWindow accepts a "
+                            "renewal from %s", left / 86400,
+                            c->renewal_window_pct
+                                ? apr_psprintf(op->r->pool, "%d%% of its "
+                                               "life left",
+                                               c->renewal_window)
+                                : c->renewal_window % 86400
+                                ? apr_psprintf(op->r->pool, "%d seconds "
+                                               "before it expires",
+                                               c->renewal_window)
+                                : apr_psprintf(op->r->pool, "%d days before "
+                                               "it expires",
+                                               c->renewal_window / 86400));
+    }
+    return NULL;
+}
+
 /*
  * A renewal (RFC 8894 3.3.1.2; NDES KB959193): signed by a certificate of
  * this CA, valid now, not revoked (unknown counts as revoked), with the
@@ -181,6 +216,12 @@ static const char *renewal_problem(pkiop_t *op,
     if (st != SCEP_CERT_GOOD) {
         return "the CA does not know the signer certificate, so it cannot "
                "tell whether it is revoked";
+    }
+    if (op->c->renewal_window > 0) {
+        const char *why = renewal_too_early(op, signer);
+        if (why) {
+            return why;
+        }
     }
     if (op->c->renewal_name_match != 0) {
         STACK_OF(X509_EXTENSION) *exts =

@@ -185,7 +185,7 @@ long scep_ra_seconds_left(X509 *cert)
     return (long)days * 86400L + secs;
 }
 
-const char *scep_ra_subject(apr_pool_t *p, X509 *cert)
+const char *scep_ra_name(apr_pool_t *p, const X509_NAME *name)
 {
     BIO *b = BIO_new(BIO_s_mem());
     const char *s = "?";
@@ -195,14 +195,18 @@ const char *scep_ra_subject(apr_pool_t *p, X509 *cert)
     if (b == NULL) {
         return s;
     }
-    X509_NAME_print_ex(b, X509_get_subject_name(cert), 0,
-                       XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB);
+    X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB);
     n = BIO_get_mem_data(b, &data);
     if (n > 0) {
         s = apr_pstrmemdup(p, data, (apr_size_t)n);
     }
     BIO_free(b);
     return s;
+}
+
+const char *scep_ra_subject(apr_pool_t *p, X509 *cert)
+{
+    return scep_ra_name(p, X509_get_subject_name(cert));
 }
 
 /* ---- the store ---- */

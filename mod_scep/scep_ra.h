@@ -78,4 +78,7 @@ long scep_ra_seconds_left(X509 *cert);
 /** "CN=..., O=..." for the log. */
 const char *scep_ra_subject(apr_pool_t *p, X509 *cert);
 
+/** A name as RFC 2253 text (the same form as scep_ra_subject). */
+const char *scep_ra_name(apr_pool_t *p, const X509_NAME *name);
+
 #endif /* SCEP_RA_H */
