@@ -157,20 +157,21 @@ static const char *renewal_too_early(pkiop_t *op, X509 *signer)
 {
     const scep_dir_conf_t *c = op->c;
     int days, secs, ldays, lsecs;
-    long long left, life;
+    apr_int64_t left, life;
 
     if (!ASN1_TIME_diff(&days, &secs, NULL, X509_get0_notAfter(signer))
         || !ASN1_TIME_diff(&ldays, &lsecs, X509_get0_notBefore(signer),
                            X509_get0_notAfter(signer))) {
         return "the signer certificate's validity cannot be read";
     }
-    left = (long long)days * 86400 + secs;
-    life = (long long)ldays * 86400 + lsecs;
+    left = (apr_int64_t)days * 86400 + secs;
+    life = (apr_int64_t)ldays * 86400 + lsecs;
     if (c->renewal_window_pct ? left * 100 > life * c->renewal_window
                               : left > c->renewal_window) {
         return apr_psprintf(op->r->pool, "too early: the certificate has "
-                            "%lld days left; SCEPRenewalWindow accepts a "
-                            "renewal from %s", left / 86400,
+                            "%" APR_INT64_T_FMT " days left; "
+                            "SCEPRenewalWindow accepts a renewal from %s",
+                            left / 86400,
                             c->renewal_window_pct
                                 ? apr_psprintf(op->r->pool, "%d%% of its "
                                                "life left",

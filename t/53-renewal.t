@@ -43,7 +43,7 @@ my $getcert = which_client('getcert');
 ok($pki, 'strongSwan pki is installed (strongswan-pki)');
 ok($certmonger && $getcert, 'certmonger and getcert are installed (certmonger)');
 
-my @K = new_keys(map { "r53-$_" } 1 .. 20);
+my @K = new_keys(map { "r53-$_" } 1 .. 26);
 ok(scepreq(), 'the test client t/tools/scepreq.c compiles');
 
 # --- helpers ---
@@ -487,6 +487,60 @@ SH
         my ($sup2) = row($s[1]);
         is(serial_key($sup2), $s[2], 'certmonger resubmit (same key): the current certificate is superseded');
     }
+}
+
+# --- SCEPRenewalWindow and SCEPRenewalRevokeOld ---
+
+# known_cert NAME, KEY, CN, START_DAYS, END_DAYS: a certificate of the
+# CA made by openssl ca with the validity asked for, recorded in the
+# database as the embedded CA records its own.
+sub known_cert {
+    my ($name, $key, $cn, $start, $end) = @_;
+    my ($file, $serial) = openssl_cert($name, 'enroll-ca', $key, $cn, $start, $end);
+    my $pem = slurp($file);
+    my ($t, $k) = (sha256_hex("$name-$$-" . rand), sha256_hex("$name-key-$$-" . rand));
+    db_query("INSERT INTO scep_issued (serial, transid, keyid, subject, template, requester, "
+             . "client, issued, not_after, cert) VALUES ('$serial', '$t', '$k', "
+             . "'CN=$cn,O=$O', 'IPSECIntermediateOffline', '', '127.0.0.1', "
+             . "'2000-01-01T00:00:00Z', '2000-12-31T00:00:00Z', '$pem')");
+    return $file;
+}
+
+{
+    my $young = known_cert('win-young', $K[20], 'renew window', -1, 30);
+    my $old = known_cert('win-old', $K[21], 'renew window', -20, 10);
+    my $long = known_cert('win-long', $K[22], 'renew window', -1, 60);
+    my $pct = '/enroll/window-pct/pkiclient.exe';
+    my $days = '/enroll/window-days/pkiclient.exe';
+    scepreq_refused('SCEPRenewalWindow 50%: a certificate with 97% of its life left',
+                    qr/too early: the certificate has (29|30) days left; SCEPRenewalWindow accepts a renewal from 50% of its life left/,
+                    $young, $K[20], $K[23], 'renew window', path => $pct);
+    my $e = renewal_req($old, $K[21], $K[23], 'renew window', path => $pct);
+    reply_is($e, 0, undef, 'SCEPRenewalWindow 50%: a certificate with a third of its life left renews');
+    scepreq_refused('SCEPRenewalWindow 30d: a certificate with 60 days left',
+                    qr/too early: the certificate has (59|60) days left; SCEPRenewalWindow accepts a renewal from 30 days before it expires/,
+                    $long, $K[22], $K[23], 'renew window', path => $days);
+    $e = renewal_req($young, $K[20], $K[23], 'renew window', path => $days);
+    reply_is($e, 0, undef, 'SCEPRenewalWindow 30d: a certificate with 30 days left renews');
+    $e = renewal_req($young, $K[20], $K[23], 'renew window');
+    reply_is($e, 0, undef, 'without SCEPRenewalWindow any time is right (NDES)');
+}
+
+{
+    my $dev = enroll($K[24], password => enroll_password(), subject => [[O => $O], [CN => 'renew revoke old']]);
+    reply_is($dev, 0, undef, 'a certificate to renew with SCEPRenewalRevokeOld On');
+    log_watch();
+    my $e = renewal_req($dev->{cert}, $K[24], $K[25], 'renew revoke old', path => '/enroll/revoke-old/pkiclient.exe');
+    my @log = log_lines(qr/SCEP00110/);
+    reply_is($e, 0, undef, 'SCEPRenewalRevokeOld On: the renewal succeeds');
+    my ($sup, $rev, $reason) = row(serial_of($dev->{cert}));
+    is(serial_key($sup), serial_of($e->{cert}), 'SCEPRenewalRevokeOld On: the old certificate is superseded');
+    like($rev, qr/^\d{14}Z$/, 'SCEPRenewalRevokeOld On: and revoked');
+    is($reason, 'superseded', 'SCEPRenewalRevokeOld On: reason superseded');
+    logged(qr/SCEP00110: local CA: serial 0*\Q${\ serial_of($dev->{cert})}\E revoked \(superseded/, \@log,
+           'SCEPRenewalRevokeOld On: SCEP00110');
+    my ($r2, $rev2) = row(serial_of($e->{cert}));
+    is($rev2, '', 'the new certificate is not revoked');
 }
 
 done_testing();
