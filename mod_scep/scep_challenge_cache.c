@@ -87,9 +87,12 @@ static apr_status_t cache_init(apr_pool_t *pconf, apr_pool_t *ptemp,
                               pproc);
     }
     state = st;
-    if (st->shm && st->capacity == capacity) {
+    if (st->shm && st->capacity == capacity
+        && scep_pwcache_attach(apr_shm_baseaddr_get(st->shm))) {
         return APR_SUCCESS;  /* graceful restart: same table */
     }
+    /* Otherwise a new size, or a table laid out by an older module: the
+     * new table takes over its passwords. */
     old = st->shm;
     rv = apr_shm_create(&st->shm, scep_pwcache_size(capacity), NULL, pproc);
     if (rv != APR_SUCCESS) {
@@ -106,8 +109,7 @@ static apr_status_t cache_init(apr_pool_t *pconf, apr_pool_t *ptemp,
     if (old) {
         apr_uint32_t lost;
         apr_global_mutex_lock(st->mutex);
-        lost = scep_pwcache_copy(table(), scep_pwcache_attach(
-                                              apr_shm_baseaddr_get(old)),
+        lost = scep_pwcache_copy(table(), apr_shm_baseaddr_get(old),
                                  apr_time_now());
         apr_global_mutex_unlock(st->mutex);
         apr_shm_destroy(old);

@@ -8,7 +8,9 @@
  *
  * The caller serialises every call with its lock (a global mutex in
  * httpd).  Passwords are kept only as HMAC-SHA256 under a random key of
- * the table, and compared in constant time.
+ * the table, and compared in constant time.  A hash index on the HMAC,
+ * an expiry heap and per-state lists, all inside the same fixed memory,
+ * make issue, verify, commit and release take O(log max) time.
  *
  * Use accounting follows NDES: a password serves one request whose
  * KeyUsage is signature+encryption (0xa0, or no KeyUsage), or one
@@ -28,6 +30,7 @@
 #define SCEP_PW_REALM_LEN 16
 #define SCEP_PW_ADMIN_LEN 64
 #define SCEP_PW_MAX_BYTES 32       /* SCEPPasswordLength upper bound */
+#define SCEP_PW_CAPACITY_MAX (1u << 24) /* larger tables are cut to this */
 
 /* KeyUsage bits that decide the use (X.509 KeyUsage, first octet). */
 #define SCEP_KU_SIGNATURE 0x80
@@ -70,9 +73,10 @@ scep_pwcache_t *scep_pwcache_attach(void *mem);
 
 apr_uint32_t scep_pwcache_capacity(const scep_pwcache_t *c);
 
-/** Copy the live passwords of one table into another (graceful restart
- * with a new size); returns how many did not fit. */
-apr_uint32_t scep_pwcache_copy(scep_pwcache_t *to, const scep_pwcache_t *from,
+/** Copy the live passwords of a table laid out before, by this or an
+ * older version of the module, into a new one (graceful restart with a
+ * new size or a new module); returns how many did not fit. */
+apr_uint32_t scep_pwcache_copy(scep_pwcache_t *to, const void *from,
                                apr_time_t now);
 
 /**
@@ -126,5 +130,9 @@ apr_status_t scep_pwcache_load(scep_pwcache_t *c, const char *path,
                                apr_time_t now, apr_pool_t *p);
 
 const char *scep_pwcache_status_str(scep_pw_status_e s);
+
+/** For tests: NULL if the index, heap, lists and counts agree with the
+ * slots, else what is wrong.  Takes O(max) time. */
+const char *scep_pwcache_check(const scep_pwcache_t *c);
 
 #endif /* SCEP_PWCACHE_H */
