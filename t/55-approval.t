@@ -16,6 +16,8 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use Apache::Test qw(-withtestmore);
 use Apache::TestRequest ();
+use File::Spec;
+use POSIX ();
 use SCEPTest;
 use SCEPAdmin;
 use SCEPEnroll qw(:DEFAULT serial_of logged reply_is);
@@ -217,6 +219,69 @@ is($j && $j->{error}, 'conflict', 'error conflict');
     is($p->code, 200, 'approve from the HTML form: 200');
     like($p->decoded_content // '', qr/Request \d+ approved: certificate [0-9A-F]+ issued/, 'the page says so');
     reply_is(poll($e, $K[4]), 0, undef, 'the device polls and gets its certificate');
+}
+
+# --- a real client waits: strongSwan pki --scep polls until approved ---
+
+{
+    my $pki = which_client('pki');
+    ok($pki, 'strongSwan pki is installed (strongswan-pki)');
+    my $out = File::Spec->catfile(tmpdir(), 'a55-pki.pem');
+    my $err = File::Spec->catfile(tmpdir(), 'a55-pki.err');
+    my $pw = enroll_password();
+    my $pid = fork() // die "fork: $!";
+    if (!$pid) {
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>', $out;     # the certificate
+        open STDERR, '>', $err;
+        { no warnings 'exec';
+          exec 'timeout', '90', $pki, '--scep', '-u', enroll_url($MANUAL), '-i', $K[10],
+             '-d', "O=$O, CN=approval pki", '-p', $pw, '--cacert-enc', ra_enc(),
+             '--cacert-sig', ra_sign(), '--cacert', enroll_ca(), '--outform', 'pem',
+             '--interval', '1', '--maxpolltime', '80'; }
+        POSIX::_exit(127);
+    }
+    my $p;
+    for (1 .. 60) {
+        my (undef, $l) = page('alice');
+        last if ($p) = listed($l, 'approval pki');
+        select(undef, undef, undef, 0.5);
+    }
+    ok($p, 'pki --scep: its request is held and listed');
+    sleep 2;
+    ok(waitpid($pid, POSIX::WNOHANG()) == 0, 'pki --scep keeps polling while the request waits');
+    my ($r) = post('alice', { action => 'approve', id => $p ? $p->{id} : 0, token => token() });
+    is($r->code, 200, 'approved while pki polls');
+    waitpid($pid, 0);
+    is($? >> 8, 0, 'pki --scep ends successfully after the approval') or diag(slurp($err));
+    like(slurp($err) // '', qr/PENDING/i, 'pki --scep was told PENDING and polled');
+    verifies($out, 'pki --scep after approval');
+}
+
+# --- a renewal held for approval, polled with the renewed certificate ---
+
+{
+    my $dev = held($K[11], 'approval renewal', '/enroll/scep/pkiclient.exe');
+    reply_is($dev, 0, undef, 'a certificate to renew');
+    my $ren = enroll($K[1], msgtype => 17, subject => [[O => $O], [CN => 'approval renewal']],
+                     signer_cert => $dev->{cert}, signer_key => $K[11], path => $MANUAL);
+    reply_is($ren, 3, undef, 'a RenewalReq where approval is manual: PENDING');
+    my $poll = sub {
+        enroll($K[11], msgtype => 20, transid => $ren->{msg}{transid},
+               content => iasubj_file(subject_from => $ren->{csr}),
+               signer_cert => $dev->{cert}, signer_key => $K[11], path => $MANUAL);
+    };
+    reply_is($poll->(), 3, undef, 'CertPoll signed by the renewed certificate: PENDING');
+    my (undef, $l) = page('alice');
+    my ($p) = listed($l, 'approval renewal');
+    ok($p && $p->{renewal}, 'listed as a renewal');
+    my ($r) = post('alice', { action => 'approve', id => $p ? $p->{id} : 0, token => $l->{csrf_token} });
+    is($r->code, 200, 'renewal approved');
+    my $got = $poll->();
+    reply_is($got, 0, undef, 'CertPoll after approval: SUCCESS');
+    my ($sup) = db_query("SELECT COALESCE(superseded_by, '') FROM scep_issued WHERE ltrim(serial, '0') = '"
+                         . serial_of($dev->{cert}) . "'");
+    is(serial_key($sup && $sup->[0]), serial_of($got->{cert}), 'the renewed certificate is superseded by the approved one');
 }
 
 # --- per template: only Signature requests are held ---
