@@ -193,6 +193,10 @@ is($j && $j->{error}, 'conflict', 'error conflict');
     reply_is(resend($e, $K[3]), 2, 2, 'the PKCSReq again after rejection: FAILURE badRequest');
     is(scalar db_query("SELECT serial FROM scep_issued WHERE subject LIKE '%approval reject%'"), 0,
        'nothing issued for a rejected request');
+    my ($rc, $out, $err) = scepadm('pending');
+    is($rc, 0, 'scepadm pending') or diag($err);
+    like($out, qr/^\s*\Q$p->{id}\E\s+rejected\s+CN=approval reject,.*\balice\b.*not ours\s*$/m,
+         'scepadm pending shows the rejection, who decided and why');
     ($r, $a) = post('alice', { action => 'reject', id => '999999', token => $l->{csrf_token} });
     is($r->code, 404, 'rejecting an unknown request: 404');
     ($r, $a) = post('alice', { action => 'frobnicate', id => $p->{id}, token => $l->{csrf_token} });
