@@ -609,8 +609,7 @@ static void pending(scep_submit_result_t *res, const char *id)
 }
 
 /* Decided and expired requests go, at most once a minute per process. */
-static void purge_pending(request_rec *r, const scep_dir_conf_t *c,
-                          db_conn_t *db)
+static void purge_pending(request_rec *r, db_conn_t *db)
 {
     apr_time_t now = now_secs();
 
@@ -698,9 +697,10 @@ static apr_status_t hold(request_rec *r, const scep_dir_conf_t *c,
     return APR_SUCCESS;
 }
 
-/* Sign and record; a clash on the unique keys is a concurrent twin from
- * another process (its certificate is answered) or a serial reuse (a
- * new serial is drawn). */
+/* Sign (outside the connection's mutex: other threads of the process
+ * keep using the database meanwhile), then record; a clash on the unique
+ * keys is a concurrent twin from another process or thread (its
+ * certificate is answered) or a serial reuse (a new serial is drawn). */
 static apr_status_t issue_now(request_rec *r, const scep_dir_conf_t *c,
                               db_conn_t *db, X509_REQ *csr,
                               const scep_template_t *t, const origin_t *o,
@@ -708,33 +708,39 @@ static apr_status_t issue_now(request_rec *r, const scep_dir_conf_t *c,
 {
     const char *why, *cols[1];
     X509 *x = NULL;
-    int attempt;
+    int attempt, done = 0;
 
-    for (attempt = 0; attempt < 3; attempt++) {
+    for (attempt = 0; attempt < 3 && !done; attempt++) {
         why = scep_ca_issue(r->pool, ca_cert(c), c->localca_key->key,
                             scep_conf_hash(c), csr, t, &x);
         if (why) {
             refused(res, FAIL_BADREQUEST, why);
             return APR_SUCCESS;
         }
+        apr_thread_mutex_lock(db->mutex);
         if (record(r, db, x, o)) {
             if (*o->renews) {
                 replaced(r, db, x, o->renews, revoke_old);
             }
-            issued(res, r->pool, x, c);
-            return APR_SUCCESS;
+            done = 1;
         }
-        if (db_row(r, db, ST_SELECT, cols, 1, o->transid, o->keyid,
-                   o->renews, NULL) == 1
-            && (x = pem_cert(r->pool, cols[0])) != NULL) {
-            issued(res, r->pool, x, c);
-            return APR_SUCCESS;
+        else if (db_row(r, db, ST_SELECT, cols, 1, o->transid, o->keyid,
+                        o->renews, NULL) == 1
+                 && (x = pem_cert(r->pool, cols[0])) != NULL) {
+            done = 1;
         }
+        else if (attempt == 2) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(00062)
+                          "local CA: cannot record the certificate: %s",
+                          apr_dbd_error(db->driver, db->handle, 0));
+        }
+        apr_thread_mutex_unlock(db->mutex);
     }
-    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(00062)
-                  "local CA: cannot record the certificate: %s",
-                  apr_dbd_error(db->driver, db->handle, 0));
-    return APR_EGENERAL;
+    if (!done) {
+        return APR_EGENERAL;
+    }
+    issued(res, r->pool, x, c);
+    return APR_SUCCESS;
 }
 
 static X509 *cert_by_serial(request_rec *r, db_conn_t *db, const char *hex)
@@ -747,7 +753,7 @@ static X509 *cert_by_serial(request_rec *r, db_conn_t *db, const char *hex)
 
 /* What the CA answers a request (the connection's mutex held): what it
  * answered before for the same transaction and key (RFC 8894 3.3.1),
- * else a new decision. */
+ * else a new decision; APR_INCOMPLETE when it is to be issued now. */
 static apr_status_t submit_locked(request_rec *r, const scep_dir_conf_t *c,
                                   db_conn_t *db,
                                   const scep_submit_request_t *req,
@@ -760,7 +766,7 @@ static apr_status_t submit_locked(request_rec *r, const scep_dir_conf_t *c,
     X509 *x;
     int found;
 
-    purge_pending(r, c, db);
+    purge_pending(r, db);
     found = db_row(r, db, ST_PENDING_GET, cols, 4, o->transid, o->keyid,
                    o->renews, secs_text(r->pool, now), NULL);
     if (found == 1) {
@@ -809,7 +815,7 @@ static apr_status_t submit_locked(request_rec *r, const scep_dir_conf_t *c,
     if (scep_conf_needs_approval(c, t->name)) {
         return hold(r, c, db, req, csr, o, res);
     }
-    return issue_now(r, c, db, csr, t, o, c->renewal_revoke_old == 1, res);
+    return APR_INCOMPLETE;  /* to be issued, outside the mutex */
 }
 
 static apr_status_t local_submit(void *instance, request_rec *r,
@@ -854,7 +860,10 @@ static apr_status_t local_submit(void *instance, request_rec *r,
     apr_thread_mutex_lock(db->mutex);
     rv = submit_locked(r, c, db, req, csr, t, &o, res);
     apr_thread_mutex_unlock(db->mutex);
-    return rv;
+    return rv == APR_INCOMPLETE
+               ? issue_now(r, c, db, csr, t, &o, c->renewal_revoke_old == 1,
+                           res)
+               : rv;
 }
 
 /* CertPoll (RFC 8894 3.3.3): a held request's state, or the certificate
@@ -879,7 +888,7 @@ static apr_status_t local_poll(void *instance, request_rec *r,
         return APR_EGENERAL;
     }
     apr_thread_mutex_lock(db->mutex);
-    purge_pending(r, c, db);
+    purge_pending(r, db);
     found = db_row(r, db, ST_PENDING_POLL, cols, 5, transid, keyid, serial,
                    secs_text(r->pool, now), NULL);
     if (found == 1) {

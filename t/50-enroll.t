@@ -33,7 +33,7 @@ ok(-s "$state/enroll.db", 'httpd created the embedded CA database at startup');
 my $pw_short = enroll_password('/enroll/admin-5s/');
 my $pw_short_at = time;
 
-my @K = new_keys(map { "e50-$_" } 1 .. 16);
+my @K = new_keys(map { "e50-$_" } 1 .. 18);
 ok(scepreq(), 'the test client t/tools/scepreq.c compiles');
 
 # status_is ENROLL, STATUS, FAILINFO, NAME: the CertRep's pkiStatus (0
@@ -502,6 +502,29 @@ sub parallel_send {
     my $rows = 0;
     $rows += scalar rows_for($_->{transid}) for @m;
     is($rows, 1, "one password, $n requests at once: one database row");
+}
+
+# The same renewal (no password: nothing serializes it before the CA) at
+# once from several connections: one certificate, which all of them get.
+{
+    my $n = 6;
+    my $dev = enroll($K[16], password => enroll_password(), subject => [[O => $O], [CN => 'twins']]);
+    is($dev->{status}, 0, 'a certificate to renew') or diag(enroll_diag($dev));
+    my $csr = csr($K[17], subject => [[O => $O], [CN => 'twins']]);
+    my $tid = transid('twins');
+    my @m = map { pkimessage($K[17], $csr, transid => $tid, msgtype => 17,
+                             signer_cert => $dev->{cert}, signer_key => $K[16]) } 1 .. $n;
+    my @r = parallel_send(@m);
+    my %serials;
+    for my $r (@r) {
+        next unless ($r->{pkiStatus} // '') eq '0' && $r->{certs_file};
+        my ($leaf) = (slurp($r->{certs_file}) // '') =~ /(-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----\n?)/s;
+        $serials{ cert_info(spew("$r->{certs_file}.leaf.pem", $leaf))->{serial} }++ if $leaf;
+    }
+    is(scalar(grep { ($_->{pkiStatus} // '') eq '0' } @r), $n, "the same renewal $n times at once: all SUCCESS");
+    is(scalar keys %serials, 1, "the same renewal $n times at once: one certificate for all")
+        or diag(explain(\%serials));
+    is(scalar rows_for($tid), 1, "the same renewal $n times at once: one database row");
 }
 
 # --- an expired password ---
