@@ -6,6 +6,7 @@
  * (clients append mscep.dll, pkiclient.exe and the like).
  */
 
+#include <apr_atomic.h>
 #include <apr_strings.h>
 
 #include <httpd.h>
@@ -89,20 +90,111 @@ static void push_unique(STACK_OF(X509) *sk, X509 *x)
     sk_X509_push(sk, x);
 }
 
+/*
+ * GetCACert and GetNextCACert answer the same bytes until the
+ * configuration changes, so each process builds a body once and keeps
+ * it.  The key is what the body is made of: the configuration's
+ * certificate and key objects (loaded at configuration time, so their
+ * addresses stay put for a generation; a merged configuration is made
+ * afresh per request) and the generation.  Bodies are never changed once
+ * published, so readers take no lock; two threads may build the same
+ * body at once, and the one that publishes second throws its copy away.
+ * Each lives in a small pool of its own for the life of the process: a
+ * few per configured service, and only in the children (the parent
+ * answers nothing).
+ */
+typedef struct reply_t {
+    struct reply_t *next;
+    int gen;                   /* configuration generation */
+    int op;                    /* REPLY_CA or REPLY_NEXT_CA */
+    const void *key[4];        /* what the body is made of */
+    const char *type;
+    const unsigned char *der;
+    apr_size_t len;
+} reply_t;
+
+enum { REPLY_CA, REPLY_NEXT_CA };
+
+static volatile void *replies;  /* reply_t list, pushed at its head */
+
+static const reply_t *reply_find(const reply_t *head, const reply_t *want)
+{
+    const reply_t *e;
+
+    for (e = head; e; e = e->next) {
+        if (e->gen == want->gen && e->op == want->op
+            && !memcmp(e->key, want->key, sizeof(e->key))) {
+            return e;
+        }
+    }
+    return NULL;
+}
+
+/* The body kept for want (its op and key set), or NULL. */
+static const reply_t *reply_get(reply_t *want)
+{
+    want->gen = ap_state_query(AP_SQ_CONFIG_GEN);
+    /* A compare-and-swap of NULL for NULL: an atomic read. */
+    return reply_find(apr_atomic_casptr(&replies, NULL, NULL), want);
+}
+
+/* Send a body just built in r->pool, and keep a copy for the next
+ * requests (or the copy another thread kept meanwhile). */
+static int reply_send(request_rec *r, const reply_t *want, const char *type,
+                      const unsigned char *der, apr_size_t len)
+{
+    const reply_t *twin;
+    reply_t *e, *head;
+    apr_pool_t *p;
+
+    if (apr_pool_create_unmanaged_ex(&p, NULL, NULL) != APR_SUCCESS) {
+        return send_body(r, type, der, len);
+    }
+    apr_pool_tag(p, "mod_scep_replies");
+    e = apr_pmemdup(p, want, sizeof(*want));
+    e->type = type;  /* a literal */
+    e->der = apr_pmemdup(p, der, len);
+    e->len = len;
+    for (;;) {
+        head = apr_atomic_casptr(&replies, NULL, NULL);
+        if ((twin = reply_find(head, e)) != NULL) {
+            apr_pool_destroy(p);  /* another thread's came first */
+            break;
+        }
+        e->next = head;
+        if (apr_atomic_casptr(&replies, e, head) == head) {
+            twin = e;
+            break;
+        }
+    }
+    return send_body(r, twin->type, twin->der, twin->len);
+}
+
 /* RFC 8894 4.2.1 */
 static int get_ca_cert(request_rec *r, const scep_dir_conf_t *c)
 {
     STACK_OF(X509) *certs;
+    const reply_t *done;
     scep_ra_ids_t ra;
     unsigned char *der;
     apr_size_t len;
+    reply_t want;
     scep_err_e rv;
-    int i;
+    int have_ra, i;
 
     if (!c->ca) {
         return no_ca(r);
     }
-    if (!scep_conf_ra(c, &ra)) {
+    have_ra = scep_conf_ra(c, &ra);
+    memset(&want, 0, sizeof(want));
+    want.op = REPLY_CA;
+    want.key[0] = c->ca;
+    want.key[1] = have_ra ? ra.enc_cert : NULL;
+    want.key[2] = have_ra ? ra.sign_cert : NULL;
+    if ((done = reply_get(&want)) != NULL) {
+        return send_body(r, done->type, done->der, done->len);
+    }
+    if (!have_ra) {
         X509 *ca = sk_X509_value(c->ca->certs, 0);
         int n = i2d_X509(ca, NULL);
         unsigned char *q;
@@ -111,8 +203,8 @@ static int get_ca_cert(request_rec *r, const scep_dir_conf_t *c)
         }
         der = q = apr_palloc(r->pool, (apr_size_t)n);
         i2d_X509(ca, &q);
-        return send_body(r, "application/x-x509-ca-cert", der,
-                         (apr_size_t)n);
+        return reply_send(r, &want, "application/x-x509-ca-cert", der,
+                          (apr_size_t)n);
     }
     /* Recipient first: clients that take the first certificate encrypt
      * to it; the rest are told apart by KeyUsage. */
@@ -133,16 +225,19 @@ static int get_ca_cert(request_rec *r, const scep_dir_conf_t *c)
                       scep_msg_strerror(rv), scep_msg_ossl_errors(r->pool));
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    return send_body(r, "application/x-x509-ca-ra-cert", der, len);
+    return reply_send(r, &want, "application/x-x509-ca-ra-cert", der, len);
 }
 
 /* RFC 8894 4.7.1: the new CA certificate in a certs-only SignedData,
- * itself signed by the RA. */
+ * itself signed by the RA: once per process (its signingTime is that of
+ * the first request), not once per request. */
 static int get_next_ca_cert(request_rec *r, const scep_dir_conf_t *c)
 {
+    const reply_t *done;
     scep_ra_ids_t ra;
     unsigned char *inner, *der;
     apr_size_t inner_len, len;
+    reply_t want;
     scep_err_e rv;
 
     if (!c->ca) {
@@ -153,6 +248,15 @@ static int get_next_ca_cert(request_rec *r, const scep_dir_conf_t *c)
                       "GetNextCACert: no rollover CA certificate is "
                       "configured (SCEPNextCACertificateFile)");
         return HTTP_NOT_FOUND;
+    }
+    memset(&want, 0, sizeof(want));
+    want.op = REPLY_NEXT_CA;
+    want.key[0] = c->next_ca;
+    want.key[1] = ra.sign_cert;
+    want.key[2] = ra.sign_key;
+    want.key[3] = scep_conf_hash(c);
+    if ((done = reply_get(&want)) != NULL) {
+        return send_body(r, done->type, done->der, done->len);
     }
     rv = scep_msg_certs_only(r->pool, c->next_ca->certs, NULL, &inner,
                              &inner_len);
@@ -166,7 +270,8 @@ static int get_next_ca_cert(request_rec *r, const scep_dir_conf_t *c)
                       scep_msg_strerror(rv), scep_msg_ossl_errors(r->pool));
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    return send_body(r, "application/x-x509-next-ca-cert", der, len);
+    return reply_send(r, &want, "application/x-x509-next-ca-cert", der,
+                      len);
 }
 
 /* RFC 8894 3.5.2 */
