@@ -267,6 +267,21 @@ static int set_pubkey(X509 *x, X509_REQ *csr)
     return X509_set_pubkey(x, key);
 }
 
+const char *scep_ca_check(apr_pool_t *p, X509_REQ *csr)
+{
+    GENERAL_NAMES *san = NULL;
+    const char *why = check_request(csr, &san);
+
+    if (!why && san) {
+        /* The names are checked as they are copied. */
+        X509 *x = X509_new();
+        why = x ? copy_san(x, san) : "a certificate (out of memory)";
+        X509_free(x);
+    }
+    GENERAL_NAMES_free(san);
+    return why ? apr_pstrcat(p, "the request asks for ", why, NULL) : NULL;
+}
+
 const char *scep_ca_issue(apr_pool_t *p, X509 *ca_cert, EVP_PKEY *ca_key,
                           const EVP_MD *md, X509_REQ *csr,
                           const scep_template_t *t, X509 **out)

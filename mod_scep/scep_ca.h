@@ -43,6 +43,11 @@ const char *scep_ca_issue(apr_pool_t *p, X509 *ca_cert, EVP_PKEY *ca_key,
                           const EVP_MD *md, X509_REQ *csr,
                           const scep_template_t *t, X509 **out);
 
+/** What scep_ca_issue would refuse in a request, without signing
+ * anything (a request held for approval is refused at once); NULL when
+ * nothing. */
+const char *scep_ca_check(apr_pool_t *p, X509_REQ *csr);
+
 /** Upper-case hex of data's SHA-256 (storage keys). */
 const char *scep_ca_sha256_hex(apr_pool_t *p, const void *data,
                                apr_size_t len);

@@ -85,6 +85,14 @@ static const char *const schema[] = {
     " UNIQUE (transid, keyid, renews))",
     "CREATE INDEX IF NOT EXISTS scep_pending_expires "
     "ON scep_pending (expires)",
+    /* The CRL last signed, shared by all processes: they serve the same
+     * one, and its number only grows. */
+    "CREATE TABLE IF NOT EXISTS scep_crl ("
+    " kind TEXT PRIMARY KEY,"        /* validity days / hash */
+    " state TEXT NOT NULL,"          /* the revocations it lists */
+    " made INTEGER NOT NULL,"        /* Unix seconds */
+    " number INTEGER NOT NULL,"      /* its CRL number */
+    " pem TEXT NOT NULL)",
     NULL
 };
 
@@ -99,7 +107,8 @@ static const char *const added_columns[] = {
 /* The prepared statements of a connection. */
 enum {
     ST_SELECT, ST_INSERT, ST_STATUS, ST_SUPERSEDE, ST_REVOKE, ST_BY_SERIAL,
-    ST_POLL_KEY, ST_POLL_RENEWS, ST_REVOKED, ST_CRL_STATE, ST_RETIRE,
+    ST_POLL_KEY, ST_POLL_RENEWS, ST_REVOKED, ST_CRL_STATE, ST_CRL_GET,
+    ST_CRL_NUMBER, ST_CRL_PUT, ST_RETIRE,
     ST_PENDING_GET, ST_PENDING_POLL, ST_PENDING_ADD, ST_PENDING_DROP,
     ST_PENDING_ROW, ST_PENDING_LIST, ST_PENDING_DECIDE, ST_PENDING_PURGE,
     ST_COUNT
@@ -137,6 +146,15 @@ static const char *const statements[ST_COUNT] = {
     /* ST_CRL_STATE: has the CRL changed since it was signed? */
     "SELECT COUNT(*), COALESCE(MAX(revoked), '') FROM scep_issued "
     "WHERE revoked IS NOT NULL",
+    /* ST_CRL_GET */
+    "SELECT state, made, number, pem FROM scep_crl WHERE kind = %s",
+    /* ST_CRL_NUMBER */
+    "SELECT COALESCE(MAX(number), 0) FROM scep_crl",
+    /* ST_CRL_PUT */
+    "INSERT INTO scep_crl (kind, state, made, number, pem) "
+    "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (kind) DO UPDATE SET "
+    "state = excluded.state, made = excluded.made, "
+    "number = excluded.number, pem = excluded.pem",
     /* ST_RETIRE: a transaction issued longer ago than
      * SCEPIssuedRetention steps aside for a new request with the same
      * transaction and key; its certificate stays (GetCert, CRL). */
@@ -173,18 +191,15 @@ static const char *const statements[ST_COUNT] = {
 };
 
 /* One connection per database per process; apr_dbd handles are not
- * thread-safe, so requests take turns.  The CRL last signed is kept with
- * what it was made from. */
+ * thread-safe, so requests take turns.  The current CRL is kept parsed. */
 typedef struct {
     const apr_dbd_driver_t *driver;
     apr_dbd_t *handle;
     apr_thread_mutex_t *mutex;
     apr_dbd_prepared_t *st[ST_COUNT];
     apr_time_t last_purge;
-    X509_CRL *crl;
-    const char *crl_state;             /* "count/latest revocation" */
-    apr_time_t crl_made;
-    char crl_state_buf[64];
+    X509_CRL *crl;                     /* parsed from scep_crl */
+    char crl_key[96];                  /* its kind/made/number */
 } db_conn_t;
 
 static apr_pool_t *child_pool;
@@ -813,6 +828,11 @@ static apr_status_t submit_locked(request_rec *r, const scep_dir_conf_t *c,
         return APR_SUCCESS;
     }
     if (scep_conf_needs_approval(c, t->name)) {
+        const char *why = scep_ca_check(r->pool, csr);
+        if (why) {
+            refused(res, FAIL_BADREQUEST, why);
+            return APR_SUCCESS;
+        }
         return hold(r, c, db, req, csr, o, res);
     }
     return APR_INCOMPLETE;  /* to be issued, outside the mutex */
@@ -1026,10 +1046,9 @@ static int add_revoked(X509_CRL *crl, const char *sn, const char *when,
 }
 
 /* A CRL of the revoked rows, signed now (the mutex held), with the
- * authority key identifier and a CRL number RFC 5280 5.2 asks for; the
- * number is the time, so it only grows. */
+ * authority key identifier and the CRL number RFC 5280 5.2 asks for. */
 static X509_CRL *make_crl(request_rec *r, const scep_dir_conf_t *c,
-                          db_conn_t *db)
+                          db_conn_t *db, apr_int64_t serial)
 {
     X509 *ca = ca_cert(c);
     X509_CRL *crl = X509_CRL_new();
@@ -1048,7 +1067,7 @@ static X509_CRL *make_crl(request_rec *r, const scep_dir_conf_t *c,
          && X509_CRL_set_issuer_name(crl, X509_get_subject_name(ca))
          && X509_CRL_set1_lastUpdate(crl, now)
          && X509_CRL_set1_nextUpdate(crl, next)
-         && ASN1_INTEGER_set_int64(number, (int64_t)now_secs())
+         && ASN1_INTEGER_set_int64(number, serial)
          && X509_CRL_add1_ext_i2d(crl, NID_crl_number, number, 0, 0);
     if (ok && skid) {
         akid = AUTHORITY_KEYID_new();
@@ -1083,43 +1102,99 @@ static X509_CRL *make_crl(request_rec *r, const scep_dir_conf_t *c,
     return crl;
 }
 
+/* The current CRL (the mutex held, in a database transaction): the one
+ * in scep_crl while it lists what is revoked and is less than half its
+ * validity old, else a new one put there, numbered after every earlier
+ * one (at least the time, so a lost table does not restart at 1). */
+static X509_CRL *current_crl(request_rec *r, const scep_dir_conf_t *c,
+                             db_conn_t *db)
+{
+    apr_time_t now = now_secs();
+    apr_time_t half = (c->crl_days > 0 ? c->crl_days : 7) * 43200;
+    const char *cols[4], *state, *kind, *key, *pem;
+    apr_int64_t number;
+    X509_CRL *crl;
+    BIO *bio;
+
+    if (db_row(r, db, ST_CRL_STATE, cols, 2, NULL) != 1) {
+        return NULL;
+    }
+    state = apr_pstrcat(r->pool, cols[0], "/", cols[1], NULL);
+    /* Locations of one CA may differ in validity and hash. */
+    kind = apr_psprintf(r->pool, "%d/%s", c->crl_days,
+                        EVP_MD_get0_name(scep_conf_hash(c)));
+    if (db_row(r, db, ST_CRL_GET, cols, 4, kind, NULL) == 1
+        && !strcmp(cols[0], state) && now - apr_atoi64(cols[1]) < half) {
+        key = apr_pstrcat(r->pool, kind, "/", cols[1], "/", cols[2], NULL);
+        if (db->crl && !strcmp(db->crl_key, key)) {
+            return db->crl;
+        }
+        bio = BIO_new_mem_buf(cols[3], -1);
+        crl = bio ? PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL) : NULL;
+        BIO_free(bio);
+        if (crl) {
+            X509_CRL_free(db->crl);
+            db->crl = crl;
+            apr_cpystrn(db->crl_key, key, sizeof(db->crl_key));
+            return crl;
+        }
+    }
+    if (db_row(r, db, ST_CRL_NUMBER, cols, 1, NULL) != 1) {
+        return NULL;
+    }
+    number = apr_atoi64(cols[0]) + 1;
+    if (number < now) {
+        number = now;
+    }
+    crl = make_crl(r, c, db, number);
+    bio = crl ? BIO_new(BIO_s_mem()) : NULL;
+    if (bio == NULL || !PEM_write_bio_X509_CRL(bio, crl)
+        || BIO_write(bio, "", 1) != 1 || BIO_get_mem_data(bio, &pem) <= 0
+        || db_exec(r, db, ST_CRL_PUT, kind, state, secs_text(r->pool, now),
+                   apr_psprintf(r->pool, "%" APR_INT64_T_FMT, number),
+                   apr_pstrdup(r->pool, pem), NULL) != 1) {
+        BIO_free(bio);
+        X509_CRL_free(crl);
+        return NULL;
+    }
+    BIO_free(bio);
+    X509_CRL_free(db->crl);
+    db->crl = crl;
+    apr_snprintf(db->crl_key, sizeof(db->crl_key), "%s/%" APR_TIME_T_FMT
+                 "/%" APR_INT64_T_FMT, kind, now, number);
+    return crl;
+}
+
 apr_status_t scep_ca_local_crl(request_rec *r, const scep_dir_conf_t *c,
                                X509_CRL **out)
 {
     db_conn_t *db = c->localca_key
                         ? connection(r, scep_ca_local_db(r->pool, c)) : NULL;
-    apr_time_t half = (c->crl_days > 0 ? c->crl_days : 7) * 43200;
-    const char *cols[2], *state;
+    apr_dbd_transaction_t *trans = NULL;
     X509_CRL *crl;
 
     if (db == NULL) {
         return APR_EGENERAL;
     }
     apr_thread_mutex_lock(db->mutex);
-    if (db_row(r, db, ST_CRL_STATE, cols, 2, NULL) != 1) {
+    /* One process at a time decides and signs. */
+    if (apr_dbd_transaction_start(db->driver, r->pool, db->handle, &trans)
+        != 0) {
         apr_thread_mutex_unlock(db->mutex);
         return APR_EGENERAL;
     }
-    /* What the CRL is made of: another revocation, or another location's
-     * validity or hash, makes another CRL. */
-    state = apr_psprintf(r->pool, "%s/%s/%d/%s", cols[0], cols[1],
-                         c->crl_days, EVP_MD_get0_name(scep_conf_hash(c)));
-    if (db->crl == NULL || strcmp(state, db->crl_state_buf)
-        || now_secs() - db->crl_made >= half) {
-        crl = make_crl(r, c, db);
-        if (crl == NULL) {
-            apr_thread_mutex_unlock(db->mutex);
-            return APR_EGENERAL;
-        }
-        X509_CRL_free(db->crl);
-        db->crl = crl;
-        db->crl_made = now_secs();
-        apr_cpystrn(db->crl_state_buf, state, sizeof(db->crl_state_buf));
+    crl = current_crl(r, c, db);
+    if (crl == NULL) {
+        apr_dbd_transaction_mode_set(db->driver, trans,
+                                     APR_DBD_TRANSACTION_ROLLBACK);
     }
-    X509_CRL_up_ref(db->crl);
-    *out = own_X509_CRL(r->pool, db->crl);
+    apr_dbd_transaction_end(db->driver, r->pool, trans);
+    if (crl) {
+        X509_CRL_up_ref(crl);
+        *out = own_X509_CRL(r->pool, crl);
+    }
     apr_thread_mutex_unlock(db->mutex);
-    return APR_SUCCESS;
+    return crl ? APR_SUCCESS : APR_EGENERAL;
 }
 
 /* GetCRL (RFC 8894 3.3.5). */

@@ -160,6 +160,14 @@ is($j && $j->{error}, 'conflict', 'error conflict');
        'one certificate for the request, however often asked');
 }
 
+# What the CA would refuse is refused at once, not held.
+{
+    my $e = held($K[1], 'approval ca', $MANUAL, ext => ['basicConstraints = critical, CA:TRUE']);
+    reply_is($e, 2, 2, 'a CA:TRUE request where approval is manual: FAILURE badRequest at once');
+    my (undef, $l) = page('alice');
+    ok(!listed($l, 'approval ca'), 'it is not held');
+}
+
 # --- approved as JSON, the answer carries the serial ---
 
 {
@@ -392,7 +400,11 @@ sub crl_file {
     ok($rc == 0 && $out =~ /verify OK/, 'the new CRL verifies') or diag($out);
     like($out, qr/Serial Number: 0?\Q$serial\E\s+Revocation Date:.*\n\s+CRL entry extensions:\s+X509v3 CRL Reason Code:\s+Key Compromise/i,
          'the new CRL lists the serial as Key Compromise');
-    like($out, qr/X509v3 CRL Number:/, 'the CRL has a CRL number');
+    my ($n1) = $out =~ /X509v3 CRL Number:\s*\n\s*(\d+)/;
+    my (undef, $out0) = run('openssl', 'crl', '-inform', 'DER', '-in', $f0, '-noout', '-text');
+    my ($n0) = $out0 =~ /X509v3 CRL Number:\s*\n\s*(\d+)/;
+    ok(defined $n0 && defined $n1 && $n1 > $n0, 'the CRL has a CRL number, larger than the last one\'s')
+        or diag("before: ", $n0 // 'none', ", after: ", $n1 // 'none');
     like($out, qr/X509v3 Authority Key Identifier:/, 'the CRL has an authority key identifier');
     reply_is(enroll($K[9], msgtype => 21, content => ias_file(serial_from => $e->{cert}),
                     signer_cert => $e->{cert}, signer_key => $K[9]), 0, undef,

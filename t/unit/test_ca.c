@@ -363,7 +363,9 @@ static X509 *issue_ok(apr_pool_t *p, X509 *ca, EVP_PKEY *ca_key,
     X509 *x = NULL;
     const char *why = scep_ca_issue(p, ca, ca_key, EVP_sha256(), csr, t,
                                     &x);
+    const char *check = scep_ca_check(p, csr);
 
+    ok(check == NULL, "%s: scep_ca_check finds nothing to refuse", what);
     if (!ok(why == NULL && x != NULL, "%s: issued", what)) {
         diag("    refused: %s", why ? why : "(no reason)");
         testpki_diag_ossl(what);
@@ -388,6 +390,9 @@ static void issue_refused(apr_pool_t *p, X509_REQ *csr,
     }
     ok(why && contains_nocase(why, word), "%s: reason names %s", what,
        word);
+    why = scep_ca_check(p, csr);
+    ok(why && contains_nocase(why, word),
+       "%s: scep_ca_check refuses it too, naming %s", what, word);
     ERR_clear_error();
 }
 
