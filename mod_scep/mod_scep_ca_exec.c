@@ -111,6 +111,7 @@ typedef struct {
     const char *transaction_id;   /* for the log, or NULL */
     apr_array_header_t *env;      /* "NAME=value" */
     const char *workdir;          /* its own directory, removed after */
+    void *workdir_cleanup;        /* the cleanup that removes it */
     const char *stdin_file;       /* or NULL: /dev/null */
     int code;                     /* exit status, when it exited */
     char *out;                    /* stdout, NUL-terminated */
@@ -518,6 +519,7 @@ static apr_status_t make_workdir(exec_call_t *call)
     w->dir = call->workdir;
     apr_pool_cleanup_register(r->pool, w, workdir_cleanup,
                               apr_pool_cleanup_null);
+    call->workdir_cleanup = w;
     return APR_SUCCESS;
 }
 
@@ -577,23 +579,44 @@ static apr_status_t new_call(exec_call_t *call, request_rec *r,
     return APR_SUCCESS;
 }
 
-/* In the child between fork and exec (async-signal-safe calls only):
- * a process group of its own, so a timeout can kill all it started, and
- * the signal state of a fresh process rather than httpd's. */
-static apr_status_t child_setup(void *data, apr_fileperms_t perms,
-                                apr_uid_t uid, apr_gid_t gid)
+/* In the child between fork and exec, so async-signal-safe calls only
+ * (httpd may run threads): a process group of its own, so that a timeout
+ * can kill everything the command started; the signal state of a fresh
+ * process rather than httpd's (an ignored signal stays ignored across
+ * exec); stdin, stdout and stderr; no other descriptor of httpd's. */
+static void exec_child(const exec_call_t *call, const char *const *env,
+                       int in, int out, int err, int maxfd)
 {
+    static const int sigs[] = {
+        SIGPIPE, SIGCHLD, SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1,
+        SIGUSR2, SIGALRM, SIGXFSZ, SIGWINCH
+    };
     sigset_t none;
+    int i;
 
     setpgid(0, 0);
+    for (i = 0; i < (int)(sizeof(sigs) / sizeof(sigs[0])); i++) {
+        signal(sigs[i], SIG_DFL);
+    }
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    /* httpd ignores these; an ignored signal stays ignored across exec */
-    signal(SIGPIPE, SIG_DFL);
-    signal(SIGCHLD, SIG_DFL);
-    signal(SIGHUP, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
-    return APR_SUCCESS;
+    if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0) {
+        _exit(126);
+    }
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 34)
+    if (close_range(3, ~0U, 0) != 0)
+#endif
+    {
+        for (i = 3; i < maxfd; i++) {
+            close(i);
+        }
+    }
+    if (chdir(call->workdir) != 0) {
+        _exit(126);
+    }
+    execve(call->inst->path, (char *const *)call->inst->argv,
+           (char *const *)env);
+    _exit(127);
 }
 
 /* Has the child exited?  It is not reaped, so its pid and process group
@@ -648,13 +671,12 @@ static apr_status_t run(exec_call_t *call)
     apr_interval_time_t timeout = dc->timeout >= 0 ? dc->timeout
                                                    : EXEC_DEFAULT_TIMEOUT;
     apr_time_t deadline = apr_time_now() + timeout;
-    apr_procattr_t *attr;
     apr_proc_t proc;
-    apr_file_t *in;
+    int in, outp[2], errp[2], maxfd = (int)sysconf(_SC_OPEN_MAX);
     apr_pollfd_t pfd[2];
     apr_size_t outtotal = 0, errtotal = 0;
     apr_exit_why_e why;
-    int open_pipes = 2, exited = 0, timed_out = 0, i, fd;
+    int open_pipes = 2, exited = 0, timed_out = 0, i;
     apr_status_t rv;
     const char **env;
 
@@ -663,32 +685,34 @@ static apr_status_t run(exec_call_t *call)
     call->out = apr_palloc(r->pool, EXEC_MAX_STDOUT + 1);
     call->err = apr_palloc(r->pool, EXEC_MAX_STDERR + 1);
 
-    rv = apr_file_open(&in, call->stdin_file ? call->stdin_file
-                                             : "/dev/null",
-                       APR_FOPEN_READ, APR_OS_DEFAULT, r->pool);
-    if (rv == APR_SUCCESS) {
-        rv = apr_procattr_create(&attr, r->pool);
+    /* apr_proc_create cannot give the child a process group of its own
+     * unless httpd runs as root (APR calls its child callbacks for root
+     * only): fork and set the child up here. */
+    in = open(call->stdin_file ? call->stdin_file : "/dev/null",
+              O_RDONLY | O_CLOEXEC);
+    if (in < 0 || pipe2(outp, O_CLOEXEC) != 0) {
+        rv = errno;
     }
-    if (rv == APR_SUCCESS) {
-        /* the parent's ends do not block: one loop reads both */
-        rv = apr_procattr_io_set(attr, APR_NO_PIPE, APR_CHILD_BLOCK,
-                                 APR_CHILD_BLOCK);
+    else if (pipe2(errp, O_CLOEXEC) != 0) {
+        rv = errno;
+        close(outp[0]);
+        close(outp[1]);
     }
-    if (rv == APR_SUCCESS) {
-        rv = apr_procattr_child_in_set(attr, in, NULL);
+    else {
+        rv = apr_proc_fork(&proc, r->pool);
+        if (rv == APR_INCHILD) {
+            exec_child(call, env, in, outp[1], errp[1], maxfd);
+        }
+        rv = rv == APR_INPARENT ? APR_SUCCESS : rv;
+        close(outp[1]);
+        close(errp[1]);
+        if (rv != APR_SUCCESS) {
+            close(outp[0]);
+            close(errp[0]);
+        }
     }
-    if (rv == APR_SUCCESS) {
-        rv = apr_procattr_cmdtype_set(attr, APR_PROGRAM);
-    }
-    if (rv == APR_SUCCESS) {
-        rv = apr_procattr_dir_set(attr, call->workdir);
-    }
-    if (rv == APR_SUCCESS) {
-        rv = apr_procattr_perms_set_register(attr, child_setup, NULL, 0);
-    }
-    if (rv == APR_SUCCESS) {
-        rv = apr_proc_create(&proc, call->inst->path, call->inst->argv, env,
-                             attr, r->pool);
+    if (in >= 0) {
+        close(in);
     }
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, SCEPLOGNO(02003)
@@ -700,20 +724,19 @@ static apr_status_t run(exec_call_t *call)
     /* The child does this too; whoever comes first wins the race with
      * an early fork of the command. */
     setpgid(proc.pid, proc.pid);
-    apr_file_close(in);
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, SCEPLOGNO(02017)
                   "exec provider: %s for transaction %s: process %"
                   APR_PID_T_FMT, call->op,
                   call->transaction_id ? call->transaction_id : "-",
                   proc.pid);
+    /* Our ends, read without blocking, closed with the request. */
+    fcntl(outp[0], F_SETFL, fcntl(outp[0], F_GETFL) | O_NONBLOCK);
+    fcntl(errp[0], F_SETFL, fcntl(errp[0], F_GETFL) | O_NONBLOCK);
+    apr_os_pipe_put_ex(&proc.out, &outp[0], 1, r->pool);
+    apr_os_pipe_put_ex(&proc.err, &errp[0], 1, r->pool);
+    apr_file_pipe_timeout_set(proc.out, 0);
+    apr_file_pipe_timeout_set(proc.err, 0);
 
-    /* Neither end may reach another command started meanwhile. */
-    if (apr_os_file_get(&fd, proc.out) == APR_SUCCESS) {
-        fcntl(fd, F_SETFD, FD_CLOEXEC);
-    }
-    if (apr_os_file_get(&fd, proc.err) == APR_SUCCESS) {
-        fcntl(fd, F_SETFD, FD_CLOEXEC);
-    }
     memset(pfd, 0, sizeof(pfd));
     pfd[0].desc_type = pfd[1].desc_type = APR_POLL_FILE;
     pfd[0].reqevents = pfd[1].reqevents = APR_POLLIN;
@@ -778,6 +801,9 @@ static apr_status_t run(exec_call_t *call)
     rv = apr_proc_wait(&proc, &call->code, &why, APR_WAIT);
     apr_file_close(proc.out);
     apr_file_close(proc.err);
+    /* Nothing of the run is needed any more (a request may run the
+     * command twice: lookup, then submit). */
+    apr_pool_cleanup_run(r->pool, call->workdir_cleanup, workdir_cleanup);
     call->out[call->outlen] = '\0';
     call->err[call->errlen] = '\0';
 
