@@ -452,6 +452,54 @@ fault('exit 1', qr/SCEP02007: .*exited with status 1 /, 'exit 1');
 fault('badid', qr/SCEP02008: .*its request id is empty, longer than 256 characters or not printable/,
       'exit 75 with a bad request id');
 
+# --- pending records survive a restart ----------------------------------
+
+# A separate httpd, started twice on one spool: the first takes a request
+# the command holds, the second (a new server, nothing in memory) hands
+# the command its request id on the CertPoll.
+{
+    my $dir = tempdir('restart-XXXXXX', DIR => tmpdir());
+    make_path("$dir/fake");
+    my $so = File::Spec->catfile($top, '.libs', 'mod_scep_ca_exec.so');
+    my $conf = <<CONF;
+LoadModule scep_ca_exec_module "$so"
+LimitRequestLine 65536
+SCEPExecSpoolDir "$dir/spool"
+<Location /r/>
+    SetHandler scep
+    SCEPCACertificateFile "@{[ enroll_ca() ]}"
+    SCEPRASigningCertificateFile "@{[ ra_sign() ]}"
+    SCEPRASigningKeyFile "@{[ pki('enroll-ra-sign.key') ]}"
+    SCEPRAEncryptionCertificateFile "@{[ ra_enc() ]}"
+    SCEPRAEncryptionKeyFile "@{[ pki('enroll-ra-enc.key') ]}"
+    SCEPEnforcePassword Off
+    SCEPProvider exec "$top/t/tools/exec-fake" "$dir/fake"
+</Location>
+CONF
+    my $csr = csr($K[12], subject => [[O => $O], [CN => 'exec restart']]);
+    my $m = pkimessage($K[12], $csr);
+    spew("$dir/fake/mode", 'pending');
+    my $r = try_httpd($conf, get_target('/r/pkiclient.exe', $m));
+    my $rep = $r->{res} ? read_reply($m, $r->{res}->content) : {};
+    is($rep->{pkiStatus}, 3, 'a separate httpd: the command holds the request (PENDING)')
+        or diag($r->{out}, $r->{log});
+    spew("$dir/fake/mode", 'env');
+    my $p = pkimessage($K[12], $csr, msgtype => 20, transid => $m->{transid},
+                       content => iasubj_file(subject_from => $csr));
+    $r = try_httpd($conf, get_target('/r/pkiclient.exe', $p));
+    $rep = $r->{res} ? read_reply($p, $r->{res}->content) : {};
+    is($rep->{pkiStatus}, 2, 'after a restart: the CertPoll reaches the command') or diag($r->{log});
+    my %env = map { /^([^=]+)=(.*)$/ ? ($1 => $2) : () } split /\n/, slurp("$dir/fake/last/env") // '';
+    is($env{SCEP_REQUEST_ID}, 'fake-request-42', 'after a restart: SCEP_REQUEST_ID from the spool');
+}
+
+# get_target PATH, MESSAGE: a GET PKIOperation for try_httpd.
+sub get_target {
+    my ($path, $m) = @_;
+    (my $b64 = encode_base64($m->{msg}, '')) =~ s/([^A-Za-z0-9])/sprintf '%%%02X', ord $1/ge;
+    return "$path?operation=PKIOperation&message=$b64";
+}
+
 # --- the examples are shellcheck-clean ---------------------------------
 
 SKIP: {
@@ -475,8 +523,7 @@ SKIP: {
     my $so = "$d/.libs/mod_scep_hello.so";
     my $csr = csr($K[11], subject => [[O => $O], [CN => 'hello device']]);
     my $m = pkimessage($K[11], $csr);
-    (my $b64 = encode_base64($m->{msg}, '')) =~ s/([^A-Za-z0-9])/sprintf '%%%02X', ord $1/ge;
-    my $r = try_httpd(<<CONF, "/hello/pkiclient.exe?operation=PKIOperation&message=$b64");
+    my $r = try_httpd(<<CONF, get_target('/hello/pkiclient.exe', $m));
 LoadModule scep_hello_module "$so"
 LimitRequestLine 65536
 <Location /hello/>
