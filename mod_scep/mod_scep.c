@@ -12,9 +12,14 @@
 #include <http_protocol.h>
 #include <http_request.h>
 #include <ap_provider.h>
+#include <mpm_common.h>
+#include <unixd.h>
+
+#include <unistd.h>
 
 #include <apr_dbd.h>
 #include <apr_hash.h>
+#include <apr_file_info.h>
 #include <apr_strings.h>
 
 #include "mod_scep.h"
@@ -77,6 +82,25 @@ static void note_submit_use(apr_pool_t *p, const scep_dir_conf_t *c)
     u->instance = c->submit_instance;
 }
 
+/* The RA's spool: created at startup, the children's only (they write
+ * it, and it holds devices' requests). */
+static const char *make_spool_dir(apr_pool_t *p, const char *dir)
+{
+    apr_status_t rv = apr_dir_make_recursive(dir, APR_FPROT_UREAD
+                                                 | APR_FPROT_UWRITE
+                                                 | APR_FPROT_UEXECUTE, p);
+
+    if (rv != APR_SUCCESS) {
+        return apr_psprintf(p, "cannot create the spool directory %s "
+                            "(SCEPSpoolDir): %pm", dir, &rv);
+    }
+    if (geteuid() == 0 && chown(dir, ap_unixd_config.user_id, -1) != 0) {
+        return apr_psprintf(p, "cannot give the spool directory %s to the "
+                            "httpd user", dir);
+    }
+    return NULL;
+}
+
 /* Check one effective configuration; a bad one stops httpd. */
 static int check_conf(startup_t *st, server_rec *s, scep_dir_conf_t *c,
                       const char *where)
@@ -99,6 +123,11 @@ static int check_conf(startup_t *st, server_rec *s, scep_dir_conf_t *c,
         ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, SCEPLOGNO(00010)
                      "the local CA in %s cannot start: %s", where, why);
         return 0;
+    }
+    if ((why = make_spool_dir(st->pconf, scep_conf_spool_dir(c))) != NULL) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, SCEPLOGNO(00129)
+                     "%s: %s; when the CA cannot be asked, devices get "
+                     "FAILURE instead of PENDING", where, why);
     }
     note_submit_use(st->pconf, c);
     scep_conf_challenge(c, &svc);

@@ -160,6 +160,11 @@ typedef struct {
      *  and key) got; REJECTED with badCertId when there was none.  The RA
      *  asks this when a resent request's one-time password is spent. */
     int lookup_only;
+    /** The RA submitted this transaction before and the provider failed
+     *  (an error return): the CA may have got it.  The request comes
+     *  again from the RA's spool, at the device's poll; a provider whose
+     *  CA can tell should look the transaction up before submitting. */
+    int retry;
 } scep_submit_request_t;
 
 /** The CA's answer in detail. */

@@ -86,6 +86,7 @@ void *scep_config_merge_dir(apr_pool_t *p, void *basev, void *addv)
     MERGE_PTR(localca_key);
     MERGE_PTR(localca_cert);
     MERGE_PTR(localca_db);
+    MERGE_PTR(spool_dir);
     MERGE_PTR(template_sig);
     MERGE_PTR(template_enc);
     MERGE_PTR(template_general);
@@ -213,6 +214,15 @@ int scep_conf_needs_approval(const scep_dir_conf_t *c, const char *tmpl)
     return c->approval_templates == NULL;
 }
 
+#ifndef SCEP_STATE_DIR
+#define SCEP_STATE_DIR "/var/lib/mod_scep"
+#endif
+
+const char *scep_conf_spool_dir(const scep_dir_conf_t *c)
+{
+    return c->spool_dir ? c->spool_dir : SCEP_STATE_DIR "/spool";
+}
+
 apr_time_t scep_conf_pending_retention(const scep_dir_conf_t *c)
 {
     return OR_DEFAULT(c->pending_retention, SCEP_DEFAULT_PENDING_RETENTION);
@@ -227,7 +237,7 @@ int scep_conf_has_directives(const scep_dir_conf_t *c)
 {
     return scep_conf_is_set(c) || c->hash || c->challenge
            || c->single_password_file || c->template_sig || c->template_enc
-           || c->template_general || c->localca_db
+           || c->template_general || c->localca_db || c->spool_dir
            || c->max_request != SCEP_UNSET || c->legacy != SCEP_UNSET
            || c->allow_des != SCEP_UNSET || c->password_max != SCEP_UNSET
            || c->password_validity != SCEP_UNSET
@@ -806,6 +816,19 @@ static const char *scep_cmd_SCEPLocalCADatabase(cmd_parms *cmd, void *dc,
     return NULL;
 }
 
+static const char *scep_cmd_SCEPSpoolDir(cmd_parms *cmd, void *dc,
+                                          const char *arg)
+{
+    const char *path = ap_server_root_relative(cmd->pool, arg);
+
+    if (path == NULL) {
+        return apr_pstrcat(cmd->pool, "SCEPSpoolDir: invalid path ", arg,
+                           NULL);
+    }
+    ((scep_dir_conf_t *)dc)->spool_dir = path;
+    return NULL;
+}
+
 static const char *scep_cmd_template_choice(cmd_parms *cmd, void *dc,
                                             const char *arg)
 {
@@ -986,6 +1009,9 @@ const command_rec scep_cmds[] = {
                   SCEP_ANYWHERE,
                   "apr_dbd driver:parameters of the embedded CA's database "
                   "(default sqlite3 in the state directory)"),
+    AP_INIT_TAKE1("SCEPSpoolDir", scep_cmd_SCEPSpoolDir, NULL, RSRC_CONF,
+                  "directory for requests the CA could not take yet "
+                  "(default STATE_DIR/spool)"),
     AP_INIT_TAKE1("SCEPSignatureTemplate", scep_cmd_template_choice,
                   (void *)"s", SCEP_ANYWHERE,
                   "template for requests with KeyUsage digitalSignature only"),

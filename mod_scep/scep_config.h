@@ -72,6 +72,7 @@ typedef struct scep_dir_conf_t {
     scep_keyfile_t *localca_key;       /* SCEPLocalCAKeyFile */
     scep_certfile_t *localca_cert;     /* SCEPLocalCACertificateFile */
     const char *localca_db;            /* SCEPLocalCADatabase driver:params */
+    const char *spool_dir;             /* SCEPSpoolDir */
     const char *template_sig;          /* SCEPSignatureTemplate */
     const char *template_enc;          /* SCEPEncryptionTemplate */
     const char *template_general;      /* SCEPGeneralPurposeTemplate */
@@ -120,6 +121,9 @@ const scep_template_t *scep_conf_template_named(const char *name);
 
 /* Does the local CA hold requests of this template for approval? */
 int scep_conf_needs_approval(const scep_dir_conf_t *c, const char *tmpl);
+
+/* SCEPSpoolDir, or the default in the state directory. */
+const char *scep_conf_spool_dir(const scep_dir_conf_t *c);
 
 /* SCEPPendingRetention and SCEPIssuedRetention, seconds. */
 apr_time_t scep_conf_pending_retention(const scep_dir_conf_t *c);

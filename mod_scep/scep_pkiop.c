@@ -24,6 +24,7 @@
 #include "scep_log.h"
 #include "scep_msg.h"
 #include "scep_ops.h"
+#include "scep_spool.h"
 #include "scep_transport.h"
 
 APLOG_USE_MODULE(scep);
@@ -84,11 +85,17 @@ static int send_certrep(request_rec *r, const unsigned char *der,
     return OK;
 }
 
-typedef struct {
+typedef struct pkiop_t {
     request_rec *r;
     const scep_dir_conf_t *c;
     scep_ra_ids_t ra;
     scep_msg_t *msg;
+    const unsigned char *der;      /* msg as received */
+    apr_size_t len;
+    /* A spooled request retried for a poll: the answer goes to the
+     * poll, and the entry's history is kept. */
+    struct pkiop_t *answer_to;
+    const scep_spool_entry_t *spooled;
 } pkiop_t;
 
 static int reply(pkiop_t *op, scep_pkistatus_e status, scep_failinfo_e fail,
@@ -99,8 +106,10 @@ static int reply(pkiop_t *op, scep_pkistatus_e status, scep_failinfo_e fail,
     apr_size_t len;
     scep_err_e rv;
 
-    rv = scep_msg_certrep(op->r->pool, op->msg, status, fail, certs, NULL,
-                          &signer, scep_conf_hash(op->c), &der, &len);
+    rv = scep_msg_certrep(op->r->pool,
+                          op->answer_to ? op->answer_to->msg : op->msg,
+                          status, fail, certs, NULL, &signer,
+                          scep_conf_hash(op->c), &der, &len);
     if (rv != SCEP_OK) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, op->r, SCEPLOGNO(00070)
                       "cannot build the CertRep: %s %s",
@@ -125,8 +134,12 @@ static int reply_crl(pkiop_t *op, X509_CRL *crl)
     return send_certrep(op->r, der, len);
 }
 
+static void spool_done(pkiop_t *op);
+
+/* FAILURE is final: a spooled request that gets it leaves the spool. */
 static int fail(pkiop_t *op, scep_failinfo_e info)
 {
+    spool_done(op);
     return reply(op, SCEP_STATUS_FAILURE, info, NULL);
 }
 
@@ -259,6 +272,90 @@ static int signed_by_issued_cert(pkiop_t *op)
                             X509_get_subject_name(signer)) != 0;
 }
 
+/* ---- the spool: requests the CA could not take ---- */
+
+static const char *pubkey_id(apr_pool_t *p, X509_PUBKEY *k)
+{
+    unsigned char *der = NULL;
+    int n = k ? i2d_X509_PUBKEY(k, &der) : 0;
+    const char *id = n > 0 ? scep_ca_sha256_hex(p, der, (apr_size_t)n)
+                           : NULL;
+
+    OPENSSL_free(der);
+    return id;
+}
+
+/* An entry is found by the transaction and the key of whoever polls: the
+ * device's request key, or for a renewal also the renewed certificate's. */
+static int spool_names(pkiop_t *op, const char **names)
+{
+    apr_pool_t *p = op->r->pool;
+    const char *a = pubkey_id(p, X509_get_X509_PUBKEY(op->msg->signer));
+    const char *b = pubkey_id(p, X509_REQ_get_X509_PUBKEY(op->msg->csr));
+    int n = 0;
+
+    if (a) {
+        names[n++] = scep_spool_name(p, transid_text(op), a);
+    }
+    if (b && (a == NULL || strcmp(a, b))) {
+        names[n++] = scep_spool_name(p, transid_text(op), b);
+    }
+    return n;
+}
+
+/* The CA could not be asked: keep the request for the device's next
+ * poll.  APR_SUCCESS when kept. */
+static apr_status_t spool_keep(pkiop_t *op, const char *provider)
+{
+    apr_pool_t *p = op->r->pool;
+    const char *dir = scep_conf_spool_dir(op->c), *names[2];
+    apr_time_t retention = apr_time_from_sec(scep_conf_pending_retention(
+                                                 op->c));
+    scep_spool_entry_t e;
+    apr_status_t rv = APR_EGENERAL;
+    int i, n = spool_names(op, names), removed = 0;
+
+    e.since = op->spooled ? op->spooled->since : apr_time_now();
+    e.attempts = op->spooled ? op->spooled->attempts + 1 : 1;
+    e.der = op->der;
+    e.len = op->len;
+    for (i = 0; i < n; i++) {
+        rv = scep_spool_put(p, dir, names[i], &e);
+        if (rv != APR_SUCCESS) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, op->r, SCEPLOGNO(00093)
+                          "transaction %s: cannot keep the request in the "
+                          "spool %s", transid_text(op), dir);
+            return rv;
+        }
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, op->r, SCEPLOGNO(00092)
+                  "transaction %s: the CA (provider %s) could not take the "
+                  "request (NDES event 31); kept in the spool after %d "
+                  "attempt%s since %s: the device is told PENDING and its "
+                  "next poll tries again", transid_text(op), provider,
+                  e.attempts, e.attempts == 1 ? "" : "s",
+                  ap_ht_time(p, e.since, "%Y-%m-%dT%H:%M:%SZ", 1));
+    /* Faults are rare: tidy up then, not on every request. */
+    scep_spool_sweep(p, dir, apr_time_now() - retention,
+                     (apr_size_t)scep_conf_max_request(op->c), &removed);
+    return rv;
+}
+
+/* The CA answered a spooled request: its entry goes. */
+static void spool_done(pkiop_t *op)
+{
+    const char *names[2];
+    int i, n;
+
+    if (op->spooled == NULL) {
+        return;
+    }
+    n = spool_names(op, names);
+    for (i = 0; i < n; i++) {
+        scep_spool_drop(op->r->pool, scep_conf_spool_dir(op->c), names[i]);
+    }
+}
+
 /* PKCSReq and RenewalReq (RFC 8894 3.3.1): challenge or renewal check,
  * template, CA. */
 static int enroll(pkiop_t *op)
@@ -350,9 +447,11 @@ static int enroll(pkiop_t *op)
             /* A device resending its request (same transaction, same
              * key) gets what it got before (RFC 8894 3.3.1). */
             req.lookup_only = 1;
+            req.retry = op->spooled != NULL;
             if (prov && prov->submit(c->submit_instance, r, &req, &res)
                             == APR_SUCCESS
                 && res.status != SCEP_SUBMIT_REJECTED) {
+                spool_done(op);
                 ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, SCEPLOGNO(00086)
                               "transaction %s: a resent request; answering "
                               "as before (%s)", transid_text(op),
@@ -378,17 +477,24 @@ static int enroll(pkiop_t *op)
     }
     req.requester = admin;
 
+    req.retry = op->spooled != NULL;
     rv = prov ? prov->submit(c->submit_instance, r, &req, &res) : APR_ENOTIMPL;
     if (rv != APR_SUCCESS) {
+        /* The password stays unspent until the CA accepts the request; a
+         * retry checks it again. */
+        if (chal && token) {
+            chal->notify(r, token, 0);
+        }
+        if (prov && spool_keep(op, prov->name) == APR_SUCCESS) {
+            return reply(op, SCEP_STATUS_PENDING, 0, NULL);
+        }
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, SCEPLOGNO(00074)
                       "transaction %s: the CA (provider %s) could not take "
                       "the request (NDES event 31)", transid_text(op),
                       prov ? prov->name : "none");
-        if (chal && token) {
-            chal->notify(r, token, 0);
-        }
         return fail(op, SCEP_FAIL_BADREQUEST);
     }
+    spool_done(op);
     if (res.status != SCEP_SUBMIT_REJECTED && chal && token) {
         /* Spent only now that the CA has accepted it. */
         committed = chal->commit(r, token) == SCEP_CHALLENGE_OK;
@@ -430,9 +536,63 @@ static int enroll(pkiop_t *op)
     return fail(op, (scep_failinfo_e)res.fail_info);
 }
 
+/* A CertPoll for a request in the spool: submit it again and answer the
+ * poll with what the CA says now.  -1 when there is no such request (or
+ * it cannot be used, or the poll names another subject): the provider
+ * answers the poll then. */
+static int retry_spooled(pkiop_t *op, const scep_msg_opts_t *opts)
+{
+    request_rec *r = op->r;
+    const char *dir = scep_conf_spool_dir(op->c), *name, *key;
+    apr_time_t retention = apr_time_from_sec(scep_conf_pending_retention(
+                                                 op->c));
+    scep_spool_entry_t e;
+    pkiop_t again;
+    apr_status_t rv;
+
+    key = pubkey_id(r->pool, X509_get_X509_PUBKEY(op->msg->signer));
+    if (key == NULL) {
+        return -1;
+    }
+    name = scep_spool_name(r->pool, transid_text(op), key);
+    rv = scep_spool_get(r->pool, dir, name,
+                        (apr_size_t)scep_conf_max_request(op->c), &e);
+    if (rv == APR_ENOENT) {
+        return -1;
+    }
+    again = *op;
+    again.answer_to = op;
+    again.spooled = &e;
+    again.der = e.der;
+    again.len = e.len;
+    if (rv != APR_SUCCESS || e.since < apr_time_now() - retention
+        || scep_msg_parse(r->pool, e.der, e.len, opts, &again.msg) != SCEP_OK
+        || scep_msg_decrypt(r->pool, again.msg, op->ra.enc_key,
+                            op->ra.enc_cert, opts) != SCEP_OK
+        || again.msg->csr == NULL) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, r, SCEPLOGNO(00094)
+                      "transaction %s: the spooled request is %s; it is "
+                      "dropped", transid_text(op),
+                      rv == APR_SUCCESS && e.since < apr_time_now() - retention
+                          ? "older than SCEPPendingRetention"
+                          : "unreadable");
+        scep_spool_drop(r->pool, dir, name);
+        return -1;
+    }
+    if (X509_NAME_cmp(X509_REQ_get_subject_name(again.msg->csr),
+                      op->msg->subject) != 0) {
+        return -1;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, SCEPLOGNO(00095)
+                  "transaction %s: CertPoll for a spooled request: asking "
+                  "the CA again (attempt %d)", transid_text(op),
+                  e.attempts + 1);
+    return enroll(&again);
+}
+
 /* CertPoll, GetCert, GetCRL (RFC 8894 3.3.3 to 3.3.5): the provider
  * answers from what the CA holds. */
-static int lookup(pkiop_t *op)
+static int lookup(pkiop_t *op, const scep_msg_opts_t *opts)
 {
     request_rec *r = op->r;
     const scep_submit_provider_t *prov = scep_conf_submit(op->c);
@@ -443,12 +603,17 @@ static int lookup(pkiop_t *op)
 
     memset(&res, 0, sizeof(res));
     switch (op->msg->type) {
-    case SCEP_MT_CERTPOLL:
+    case SCEP_MT_CERTPOLL: {
+        int done = retry_spooled(op, opts);
+        if (done >= 0) {
+            return done;
+        }
         if (prov && prov->poll) {
             rv = prov->poll(inst, r, transid_text(op), op->msg->subject,
                             op->msg->signer, &res);
         }
         break;
+    }
     case SCEP_MT_GETCERT:
         if (prov && prov->get_cert) {
             rv = prov->get_cert(inst, r, op->msg->issuer, op->msg->serial,
@@ -469,6 +634,16 @@ static int lookup(pkiop_t *op)
             res.reason = "not a certificate of this CA";
             rv = APR_SUCCESS;
         }
+    }
+    if (rv != APR_SUCCESS && rv != APR_ENOTIMPL
+        && op->msg->type == SCEP_MT_CERTPOLL) {
+        /* The CA cannot be asked now; as far as the RA knows the request
+         * still waits, so the device keeps polling. */
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, r, SCEPLOGNO(00096)
+                      "transaction %s: CertPoll cannot be answered by "
+                      "provider %s now (NDES event 26): PENDING",
+                      transid_text(op), prov ? prov->name : "none");
+        return reply(op, SCEP_STATUS_PENDING, 0, NULL);
     }
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, SCEPLOGNO(00090)
@@ -543,6 +718,8 @@ int scep_pkiop_handle(request_rec *r, const scep_dir_conf_t *c)
     opts.allow_des = c->allow_des == 1;
     opts.allow_legacy = scep_conf_legacy(c);
     opts.max_size = (apr_size_t)max;
+    op.der = der;
+    op.len = len;
     err = scep_msg_parse(r->pool, der, len, &opts, &op.msg);
     if (err != SCEP_OK && op.msg->signer == NULL) {
         /* Nobody to sign a CertRep for. */
@@ -576,7 +753,7 @@ int scep_pkiop_handle(request_rec *r, const scep_dir_conf_t *c)
     case SCEP_MT_CERTPOLL:
     case SCEP_MT_GETCERT:
     case SCEP_MT_GETCRL:
-        return lookup(&op);
+        return lookup(&op, &opts);
     default:
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(00084)
                       "transaction %s: %s is not served yet",
