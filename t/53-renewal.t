@@ -132,6 +132,21 @@ sub openssl_cert {
     return ("$d/$name.pem", $serial);
 }
 
+# known_cert NAME, KEY, CN, START_DAYS, END_DAYS: a certificate of the
+# CA made by openssl ca with the validity asked for, recorded in the
+# database as the embedded CA records its own.
+sub known_cert {
+    my ($name, $key, $cn, $start, $end) = @_;
+    my ($file, $serial) = openssl_cert($name, 'enroll-ca', $key, $cn, $start, $end);
+    my $pem = slurp($file);
+    my ($t, $k) = (sha256_hex("$name-$$-" . rand), sha256_hex("$name-key-$$-" . rand));
+    db_query("INSERT INTO scep_issued (serial, transid, keyid, subject, template, requester, "
+             . "client, issued, not_after, cert) VALUES ('$serial', '$t', '$k', "
+             . "'CN=$cn,O=$O', 'IPSECIntermediateOffline', '', '127.0.0.1', "
+             . "'2000-01-01T00:00:00Z', '2000-12-31T00:00:00Z', '$pem')");
+    return $file;
+}
+
 # --- strongSwan pki: RenewalReq (17) ---
 
 my ($old, $old_serial, $new, $new_serial);
@@ -275,14 +290,8 @@ sub scepreq_refused {
 # An expired certificate the CA issued and knows (recorded as the
 # embedded CA records its certificates).
 {
-    my ($expired, $serial) = openssl_cert('expired', 'enroll-ca', $K[6], 'renew expired', -400, -1);
-    my $pem = slurp($expired);
-    my ($t, $k) = (sha256_hex("expired-$$-" . rand), sha256_hex("expired-key-$$-" . rand));
-    db_query("INSERT INTO scep_issued (serial, transid, keyid, subject, template, requester, "
-             . "client, issued, not_after, cert) VALUES ('$serial', '$t', '$k', "
-             . "'CN=renew expired,O=$O', 'IPSECIntermediateOffline', '', '127.0.0.1', "
-             . "'2000-01-01T00:00:00Z', '2000-12-31T00:00:00Z', '$pem')");
-    my @r = row($serial);
+    my $expired = known_cert('expired', $K[6], 'renew expired', -400, -1);
+    my @r = row(serial_of($expired));
     ok(@r && $r[1] eq '', 'an expired certificate of the CA, recorded in its database, not revoked');
     scepreq_refused('RenewalReq signed by an expired certificate of the CA',
                     qr/the signer certificate is not a valid certificate of this CA \(foreign or expired\)/,
@@ -491,20 +500,6 @@ SH
 
 # --- SCEPRenewalWindow and SCEPRenewalRevokeOld ---
 
-# known_cert NAME, KEY, CN, START_DAYS, END_DAYS: a certificate of the
-# CA made by openssl ca with the validity asked for, recorded in the
-# database as the embedded CA records its own.
-sub known_cert {
-    my ($name, $key, $cn, $start, $end) = @_;
-    my ($file, $serial) = openssl_cert($name, 'enroll-ca', $key, $cn, $start, $end);
-    my $pem = slurp($file);
-    my ($t, $k) = (sha256_hex("$name-$$-" . rand), sha256_hex("$name-key-$$-" . rand));
-    db_query("INSERT INTO scep_issued (serial, transid, keyid, subject, template, requester, "
-             . "client, issued, not_after, cert) VALUES ('$serial', '$t', '$k', "
-             . "'CN=$cn,O=$O', 'IPSECIntermediateOffline', '', '127.0.0.1', "
-             . "'2000-01-01T00:00:00Z', '2000-12-31T00:00:00Z', '$pem')");
-    return $file;
-}
 
 {
     my $young = known_cert('win-young', $K[20], 'renew window', -1, 30);
