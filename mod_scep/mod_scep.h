@@ -24,7 +24,7 @@
 #include <openssl/x509.h>
 
 /** Version of this header's interface. */
-#define MOD_SCEP_VERSION "0.2.0"
+#define MOD_SCEP_VERSION "0.3.0"
 
 /** Handler name of the device endpoint (SetHandler scep). */
 #define SCEP_HANDLER "scep"
