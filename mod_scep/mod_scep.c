@@ -25,6 +25,7 @@
 #include "mod_scep.h"
 #include "scep_admin.h"
 #include "scep_ca_local.h"
+#include "scep_ca_scep.h"
 #include "scep_challenge.h"
 #include "scep_config.h"
 #include "scep_log.h"
@@ -358,6 +359,8 @@ static void scep_register_hooks(apr_pool_t *p)
                          &scep_challenge_single);
     ap_register_provider(p, SCEP_SUBMIT_PROVIDER_GROUP, "local",
                          SCEP_SUBMIT_PROVIDER_VERSION, &scep_submit_local);
+    ap_register_provider(p, SCEP_SUBMIT_PROVIDER_GROUP, "scep",
+                         SCEP_SUBMIT_PROVIDER_VERSION, &scep_submit_scep);
     APR_REGISTER_OPTIONAL_FN(scep_challenge_for_request);
     ap_hook_pre_config(scep_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(scep_post_config, NULL, NULL, APR_HOOK_MIDDLE);

@@ -14,6 +14,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509v3.h>
 
+#include "scep_ca_scep.h"
 #include "scep_challenge.h"
 #include "scep_config.h"
 #include "scep_log.h"
@@ -45,6 +46,7 @@ void *scep_config_create_dir(apr_pool_t *p, char *dir)
     c->issued_retention = SCEP_UNSET;
     c->renewal_window = SCEP_UNSET;
     c->renewal_revoke_old = SCEP_UNSET;
+    c->upstream_timeout = SCEP_UNSET;
     return c;
 }
 
@@ -111,6 +113,8 @@ void *scep_config_merge_dir(apr_pool_t *p, void *basev, void *addv)
         c->renewal_window_pct = base->renewal_window_pct;
     }
     MERGE_VAL(renewal_revoke_old);
+    MERGE_PTR(upstream_pin);
+    MERGE_VAL(upstream_timeout);
     return c;
 }
 
@@ -250,7 +254,8 @@ int scep_conf_has_directives(const scep_dir_conf_t *c)
            || c->pending_retention != SCEP_UNSET
            || c->issued_retention != SCEP_UNSET
            || c->renewal_window != SCEP_UNSET
-           || c->renewal_revoke_old != SCEP_UNSET;
+           || c->renewal_revoke_old != SCEP_UNSET || c->upstream_pin
+           || c->upstream_timeout != SCEP_UNSET;
 }
 
 int scep_conf_is_set(const scep_dir_conf_t *c)
@@ -1059,5 +1064,14 @@ const command_rec scep_cmds[] = {
                   SCEP_ANYWHERE,
                   "encoding of the admin HTML page: UTF-16LE (default, as "
                   "NDES) or UTF-8"),
+    AP_INIT_TAKE1("SCEPUpstreamCAFingerprint",
+                  scep_cmd_SCEPUpstreamCAFingerprint, NULL, SCEP_ANYWHERE,
+                  "provider scep: sha256:HEX of the upstream CA certificate "
+                  "its certificates must chain to (default: this location's "
+                  "SCEPCACertificateFile)"),
+    AP_INIT_TAKE1("SCEPUpstreamTimeout", scep_cmd_SCEPUpstreamTimeout, NULL,
+                  SCEP_ANYWHERE,
+                  "provider scep: seconds one exchange with the upstream may "
+                  "take (default 30)"),
     { NULL }
 };

@@ -85,6 +85,8 @@ typedef struct scep_dir_conf_t {
     int renewal_window;                /* SCEPRenewalWindow: 0 off, else */
     int renewal_window_pct;            /*  percent of life, or seconds */
     int renewal_revoke_old;            /* SCEPRenewalRevokeOld */
+    const unsigned char *upstream_pin; /* SCEPUpstreamCAFingerprint: SHA-256 */
+    int upstream_timeout;              /* SCEPUpstreamTimeout, seconds */
 } scep_dir_conf_t;
 
 /* The RA identity in effect for a configuration. */
