@@ -148,23 +148,47 @@ static int check_conf(startup_t *st, server_rec *s, scep_dir_conf_t *c,
     return 1;
 }
 
-/* Each <Location>/<Directory> with SCEP directives, merged onto the
- * server's defaults as a request would see it. */
+/* Does section path outer enclose inner (as httpd matches them: a whole
+ * path segment)? */
+static int encloses(const char *outer, const char *inner)
+{
+    apr_size_t n = strlen(outer);
+
+    return !strncmp(outer, inner, n)
+           && (n == 0 || outer[n - 1] == '/' || inner[n] == '/'
+               || inner[n] == '\0');
+}
+
+/* Each <Location>/<Directory> with SCEP directives, merged as a request
+ * under it would see it: the server's defaults, then every earlier
+ * section enclosing it, then itself.  (Regex sections are checked on
+ * their own: which paths they enclose cannot be told.) */
 static int check_sections(startup_t *st, server_rec *s,
                           apr_array_header_t *sections,
                           scep_dir_conf_t *base)
 {
-    int i;
+    int i, j;
 
     for (i = 0; sections && i < sections->nelts; i++) {
         ap_conf_vector_t *sec = APR_ARRAY_IDX(sections, i, ap_conf_vector_t *);
         core_dir_config *core = ap_get_core_module_config(sec);
         scep_dir_conf_t *own = ap_get_module_config(sec, &scep_module);
+        scep_dir_conf_t *merged = base;
 
         if (own == NULL || !scep_conf_has_directives(own)) {
             continue;
         }
-        if (!check_conf(st, s, scep_config_merge_dir(st->pconf, base, own),
+        for (j = 0; core->r == NULL && core->d && j < i; j++) {
+            ap_conf_vector_t *o = APR_ARRAY_IDX(sections, j,
+                                                ap_conf_vector_t *);
+            core_dir_config *ocore = ap_get_core_module_config(o);
+            scep_dir_conf_t *oown = ap_get_module_config(o, &scep_module);
+            if (oown && ocore->r == NULL && ocore->d
+                && encloses(ocore->d, core->d)) {
+                merged = scep_config_merge_dir(st->pconf, merged, oown);
+            }
+        }
+        if (!check_conf(st, s, scep_config_merge_dir(st->pconf, merged, own),
                         apr_psprintf(st->pconf, "the section for %s",
                                      core->d ? core->d : "?"))) {
             return 0;

@@ -162,4 +162,16 @@ for my $case (@bad) {
     isnt($r->{res} && $r->{res}->code, 200, 'conf/scep.conf without its files serves no SCEP');
 }
 
+# A <Location> inside another is checked as requests under it see it:
+# merged onto the enclosing one, which has the CA and RA here.
+{
+    my $r = try_httpd(scep_conf('location')
+                      . "<Location /scep/inner/>\n    SetHandler scep\n"
+                      . "    SCEPProvider local\n    SCEPHashAlgorithm SHA512\n</Location>\n",
+                      '/scep/inner/?operation=GetCACaps');
+    ok($r->{started}, 'a nested Location setting only SCEPProvider: httpd starts')
+        or diag($r->{out}, $r->{log});
+    like($r->{res} ? $r->{res}->content : '', qr/POSTPKIOperation/, 'and the nested Location serves with the enclosing CA');
+}
+
 done_testing();
