@@ -404,6 +404,8 @@ static STACK_OF(X509) *parse_cacert(apr_pool_t *p, const unsigned char *der,
             }
         }
     }
+    /* The form not taken leaves errors that would mislead a later log. */
+    ERR_clear_error();
     if (certs && sk_X509_num(certs) == 0) {
         sk_X509_free(certs);
         certs = NULL;
