@@ -172,8 +172,8 @@ CONF
         or diag("rc $r->{rc}\n$all");
     like($all, qr/SCEPProvider: unknown provider 'nosuch'/, 'the message names it') or diag($all);
     my ($known) = $all =~ /\(known: ([^)]*)\)/;
-    is_deeply([sort split /,\s*/, $known // ''], [qw(capture local)],
-              'and lists the registered providers: capture, local') or diag($all);
+    is_deeply([sort split /,\s*/, $known // ''], [qw(capture local scep)],
+              'and lists the registered providers: capture, local, scep') or diag($all);
 
     # the same with the capture provider starts and serves
     $conf =~ s/SCEPProvider nosuch some arguments/SCEPProvider capture "$r->{dir}-capture" pending/;
