@@ -39,8 +39,8 @@ typedef struct {
 } hello_t;
 
 /* Configuration time: the words after "SCEPProvider hello". */
-static const char *hello_create(void **instance, apr_pool_t *p,
-                                server_rec *s, int argc, char *const argv[])
+static const char *hello_create(void **instance, apr_pool_t *p, server_rec *s,
+                                int argc, char *const argv[])
 {
     hello_t *h = apr_pcalloc(p, sizeof(*h));
 
@@ -59,21 +59,20 @@ static apr_status_t hello_submit(void *instance, request_rec *r,
                                  scep_submit_result_t *res)
 {
     hello_t *h = instance;
-    char *subject = X509_NAME_oneline(
-        X509_REQ_get_subject_name(req->csr_parsed), NULL, 0);
+    char *subject =
+        X509_NAME_oneline(X509_REQ_get_subject_name(req->csr_parsed), NULL, 0);
 
     ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
                   "%s: transaction %s, subject %s, template %s, "
-                  "password from %s, RA request of %" APR_SIZE_T_FMT
-                  " bytes", h->greeting, req->transaction_id,
-                  subject ? subject : "?", req->template_name,
-                  req->requester ? req->requester : "-",
+                  "password from %s, RA request of %" APR_SIZE_T_FMT " bytes",
+                  h->greeting, req->transaction_id, subject ? subject : "?",
+                  req->template_name, req->requester ? req->requester : "-",
                   req->ra_request_len);
     OPENSSL_free(subject);
     memset(res, 0, sizeof(*res));
     res->status = SCEP_SUBMIT_PENDING;
-    res->request_id = apr_pstrcat(r->pool, "hello-", req->transaction_id,
-                                  NULL);
+    res->request_id =
+        apr_pstrcat(r->pool, "hello-", req->transaction_id, NULL);
     return APR_SUCCESS;
 }
 
@@ -89,16 +88,16 @@ static apr_status_t hello_poll(void *instance, request_rec *r,
 }
 
 static const scep_submit_provider_t hello_provider = {
-    "hello",        /* the name SCEPProvider takes */
+    "hello", /* the name SCEPProvider takes */
     hello_create,
-    NULL,           /* init: nothing to set up at startup */
-    NULL,           /* child_init */
+    NULL, /* init: nothing to set up at startup */
+    NULL, /* child_init */
     hello_submit,
     hello_poll,
-    NULL,           /* get_cert: GetCert is refused */
-    NULL,           /* get_crl: GetCRL is refused */
-    NULL,           /* cert_status: renewal is refused */
-    0               /* flags: it wants the RA-signed request */
+    NULL, /* get_cert: GetCert is refused */
+    NULL, /* get_crl: GetCRL is refused */
+    NULL, /* cert_status: renewal is refused */
+    0     /* flags: it wants the RA-signed request */
 };
 
 static void hello_register_hooks(apr_pool_t *p)
@@ -108,7 +107,5 @@ static void hello_register_hooks(apr_pool_t *p)
 }
 
 module AP_MODULE_DECLARE_DATA scep_hello_module = {
-    STANDARD20_MODULE_STUFF,
-    NULL, NULL, NULL, NULL, NULL,
-    hello_register_hooks
-};
+    STANDARD20_MODULE_STUFF, NULL, NULL, NULL, NULL, NULL,
+    hello_register_hooks};
