@@ -100,6 +100,7 @@ typedef struct {
     apr_size_t cacert_len;
     unsigned int caps;              /* CAP_* */
     apr_time_t fetched;             /* 0: nothing cached */
+    apr_time_t purged;              /* last sweep of the journal */
 } upstream_t;
 
 /* One call of submit or poll. */
@@ -918,6 +919,45 @@ static void journal_drop(call_t *k, const char *path)
     apr_file_remove(path, k->r->pool);
 }
 
+/* Entries nobody asks about any more go after the longer of the
+ * retentions, swept at most once an hour per child. */
+static void journal_purge(call_t *k)
+{
+    upstream_t *u = k->u;
+    apr_pool_t *p = k->r->pool;
+    apr_time_t now = apr_time_now(), keep;
+    apr_finfo_t fi;
+    apr_dir_t *d;
+    apr_status_t rv;
+
+    cache_lock(u);
+    if (now - u->purged < apr_time_from_sec(3600)) {
+        cache_unlock(u);
+        return;
+    }
+    u->purged = now;
+    cache_unlock(u);
+    keep = scep_conf_pending_retention(k->c);
+    if (scep_conf_issued_retention(k->c) > keep) {
+        keep = scep_conf_issued_retention(k->c);
+    }
+    keep = apr_time_from_sec(keep);
+    if (apr_dir_open(&d, u->journal, p) != APR_SUCCESS) {
+        return;
+    }
+    while ((rv = apr_dir_read(&fi, APR_FINFO_NAME | APR_FINFO_MTIME
+                                       | APR_FINFO_TYPE, d)) == APR_SUCCESS
+           || rv == APR_INCOMPLETE) {
+        apr_size_t n = fi.name ? strlen(fi.name) : 0;
+        if ((fi.valid & APR_FINFO_MTIME) && fi.filetype == APR_REG && n > 4
+            && !strcmp(fi.name + n - 4, ".txn") && now - fi.mtime > keep) {
+            apr_file_remove(apr_pstrcat(p, u->journal, "/", fi.name, NULL),
+                            p);
+        }
+    }
+    apr_dir_close(d);
+}
+
 /* Too old to answer from: SCEPIssuedRetention for a certificate, else
  * SCEPPendingRetention. */
 static int journal_expired(call_t *k, const journal_t *j)
@@ -1137,6 +1177,7 @@ static apr_status_t scep_submit(void *instance, request_rec *r,
     if (rv != APR_SUCCESS) {
         return rv;
     }
+    journal_purge(&k);
     if (csr == NULL) {
         csr = own_X509_REQ(r->pool, d2i_X509_REQ(NULL, &in,
                                                  (long)req->csr_len));
