@@ -59,8 +59,8 @@
 #endif
 
 /* The exit codes of the protocol (sysexits.h names, for their meaning). */
-#define EXEC_PENDING 75  /* EX_TEMPFAIL: try again later */
-#define EXEC_REJECTED 77 /* EX_NOPERM: refused */
+#define EXEC_PENDING 75   /* EX_TEMPFAIL: try again later */
+#define EXEC_REJECTED 77  /* EX_NOPERM: refused */
 
 /* RFC 8894 failInfo values. */
 #define FAIL_BADALG 0
@@ -80,44 +80,43 @@
 #define EXEC_DEFAULT_TIMEOUT apr_time_from_sec(30)
 
 /* The only variable the command inherits besides its SCEP_* ones. */
-#define EXEC_PATH                                                             \
-    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:"                 \
-    "/sbin:/bin"
+#define EXEC_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:" \
+                  "/sbin:/bin"
 
 module AP_MODULE_DECLARE_DATA scep_ca_exec_module;
 
 APLOG_USE_MODULE(scep_ca_exec);
 
 typedef struct {
-    apr_interval_time_t timeout; /* SCEPExecTimeout; -1: unset */
+    apr_interval_time_t timeout;  /* SCEPExecTimeout; -1: unset */
 } exec_dir_conf_t;
 
 typedef struct {
-    const char *spool; /* SCEPExecSpoolDir; NULL: unset */
+    const char *spool;            /* SCEPExecSpoolDir; NULL: unset */
 } exec_srv_conf_t;
 
 /* One SCEPProvider exec line. */
 typedef struct {
-    const char *path;  /* the command, an absolute path */
-    const char **argv; /* path, then the arguments; NULL ends */
-    const char *id;    /* SHA-256 (hex) of the command line:
-                          its records in the spool */
+    const char *path;             /* the command, an absolute path */
+    const char **argv;            /* path, then the arguments; NULL ends */
+    const char *id;               /* SHA-256 (hex) of the command line:
+                                     its records in the spool */
 } exec_inst_t;
 
 /* One run of the command. */
 typedef struct {
     request_rec *r;
     const exec_inst_t *inst;
-    const char *op;             /* SCEP_OPERATION */
-    const char *transaction_id; /* for the log, or NULL */
-    apr_array_header_t *env;    /* "NAME=value" */
-    const char *workdir;        /* its own directory, removed after */
-    void *workdir_cleanup;      /* the cleanup that removes it */
-    const char *stdin_file;     /* or NULL: /dev/null */
-    int code;                   /* exit status, when it exited */
-    char *out;                  /* stdout, NUL-terminated */
+    const char *op;               /* SCEP_OPERATION */
+    const char *transaction_id;   /* for the log, or NULL */
+    apr_array_header_t *env;      /* "NAME=value" */
+    const char *workdir;          /* its own directory, removed after */
+    void *workdir_cleanup;        /* the cleanup that removes it */
+    const char *stdin_file;       /* or NULL: /dev/null */
+    int code;                     /* exit status, when it exited */
+    char *out;                    /* stdout, NUL-terminated */
     apr_size_t outlen;
-    char *err; /* stderr (the first EXEC_MAX_STDERR) */
+    char *err;                    /* stderr (the first EXEC_MAX_STDERR) */
     apr_size_t errlen;
 } exec_call_t;
 
@@ -170,10 +169,11 @@ static void *exec_merge_srv(apr_pool_t *p, void *basev, void *addv)
 
 static const char *spool_dir(apr_pool_t *p, server_rec *s)
 {
-    exec_srv_conf_t *c =
-        ap_get_module_config(s->module_config, &scep_ca_exec_module);
+    exec_srv_conf_t *c = ap_get_module_config(s->module_config,
+                                              &scep_ca_exec_module);
 
-    return c->spool ? c->spool : apr_pstrcat(p, SCEP_STATE_DIR, "/exec", NULL);
+    return c->spool ? c->spool : apr_pstrcat(p, SCEP_STATE_DIR, "/exec",
+                                             NULL);
 }
 
 static const char *scep_cmd_SCEPExecTimeout(cmd_parms *cmd, void *dc,
@@ -182,8 +182,8 @@ static const char *scep_cmd_SCEPExecTimeout(cmd_parms *cmd, void *dc,
     exec_dir_conf_t *c = dc;
     apr_interval_time_t t;
 
-    if (ap_timeout_parameter_parse(arg, &t, "s") != APR_SUCCESS || t <= 0
-        || t > apr_time_from_sec(3600)) {
+    if (ap_timeout_parameter_parse(arg, &t, "s") != APR_SUCCESS
+        || t <= 0 || t > apr_time_from_sec(3600)) {
         return "SCEPExecTimeout must be a time from 1ms to 3600s "
                "(seconds unless it ends in ms, s, mi or h)";
     }
@@ -194,8 +194,8 @@ static const char *scep_cmd_SCEPExecTimeout(cmd_parms *cmd, void *dc,
 static const char *scep_cmd_SCEPExecSpoolDir(cmd_parms *cmd, void *dc,
                                              const char *arg)
 {
-    exec_srv_conf_t *c =
-        ap_get_module_config(cmd->server->module_config, &scep_ca_exec_module);
+    exec_srv_conf_t *c = ap_get_module_config(cmd->server->module_config,
+                                              &scep_ca_exec_module);
 
     c->spool = ap_server_root_relative(cmd->pool, arg);
     if (c->spool == NULL) {
@@ -214,12 +214,14 @@ static const command_rec exec_cmds[] = {
                   RSRC_CONF,
                   "directory of the exec provider's pending requests and "
                   "work files (default STATEDIR/exec)"),
-    {NULL}};
+    { NULL }
+};
 
 /* ------------------------------------------------------------------ */
 /* Small helpers                                                       */
 
-static const char *sha256_hex(apr_pool_t *p, const void *data, apr_size_t len)
+static const char *sha256_hex(apr_pool_t *p, const void *data,
+                              apr_size_t len)
 {
     unsigned char md[32];
     char *hex = apr_palloc(p, 65);
@@ -279,8 +281,7 @@ static const char *name_text(apr_pool_t *p, X509_NAME *name)
     /* RFC 2253, UTF-8 kept as it is, control characters escaped. */
     if (b && name
         && X509_NAME_print_ex(b, name, 0,
-                              XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB)
-               >= 0
+                              XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) >= 0
         && (n = BIO_get_mem_data(b, &data)) >= 0) {
         s = apr_pstrmemdup(p, data, (apr_size_t)n);
     }
@@ -332,11 +333,14 @@ static const char *key_usage_text(apr_pool_t *p, X509_REQ *csr)
 {
     static const char *const names[] = {
         "digitalSignature", "nonRepudiation", "keyEncipherment",
-        "dataEncipherment", "keyAgreement",   "keyCertSign",
-        "cRLSign",          "encipherOnly",   "decipherOnly"};
-    STACK_OF(X509_EXTENSION) *exts = csr ? X509_REQ_get_extensions(csr) : NULL;
-    ASN1_BIT_STRING *ku =
-        exts ? X509V3_get_d2i(exts, NID_key_usage, NULL, NULL) : NULL;
+        "dataEncipherment", "keyAgreement", "keyCertSign", "cRLSign",
+        "encipherOnly", "decipherOnly"
+    };
+    STACK_OF(X509_EXTENSION) *exts = csr ? X509_REQ_get_extensions(csr)
+                                         : NULL;
+    ASN1_BIT_STRING *ku = exts ? X509V3_get_d2i(exts, NID_key_usage, NULL,
+                                                NULL)
+                               : NULL;
     const char *s = "";
     int i;
 
@@ -353,8 +357,8 @@ static const char *key_usage_text(apr_pool_t *p, X509_REQ *csr)
 /* ------------------------------------------------------------------ */
 /* Provider instance and startup                                       */
 
-static const char *exec_create(void **instance, apr_pool_t *p, server_rec *s,
-                               int argc, char *const argv[])
+static const char *exec_create(void **instance, apr_pool_t *p,
+                               server_rec *s, int argc, char *const argv[])
 {
     exec_inst_t *inst;
     const char *line;
@@ -365,11 +369,9 @@ static const char *exec_create(void **instance, apr_pool_t *p, server_rec *s,
                "/path/to/command [arguments]";
     }
     if (!ap_os_is_path_absolute(p, argv[0])) {
-        return apr_psprintf(p,
-                            "SCEPProvider exec: %s is not an absolute "
+        return apr_psprintf(p, "SCEPProvider exec: %s is not an absolute "
                             "path (the command runs without a shell and "
-                            "without a PATH search)",
-                            argv[0]);
+                            "without a PATH search)", argv[0]);
     }
     inst = apr_pcalloc(p, sizeof(*inst));
     inst->path = apr_pstrdup(p, argv[0]);
@@ -389,25 +391,22 @@ static const char *exec_create(void **instance, apr_pool_t *p, server_rec *s,
 static apr_status_t make_spool_dir(apr_pool_t *p, server_rec *s,
                                    const char *dir)
 {
-    apr_status_t rv = apr_dir_make_recursive(
-        dir, APR_FPROT_UREAD | APR_FPROT_UWRITE | APR_FPROT_UEXECUTE, p);
+    apr_status_t rv = apr_dir_make_recursive(dir, APR_FPROT_UREAD
+                                                      | APR_FPROT_UWRITE
+                                                      | APR_FPROT_UEXECUTE,
+                                             p);
 
     if (rv != APR_SUCCESS) {
-        ap_log_error(
-            APLOG_MARK, APLOG_EMERG, rv, s,
-            SCEPLOGNO(
-                02001) "exec provider: cannot create the spool directory %s",
-            dir);
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, SCEPLOGNO(02001)
+                     "exec provider: cannot create the spool directory %s",
+                     dir);
         return rv;
     }
     if (geteuid() == 0 && chown(dir, ap_unixd_config.user_id, -1) != 0) {
         rv = errno;
-        ap_log_error(
-            APLOG_MARK, APLOG_EMERG, rv, s,
-            SCEPLOGNO(
-                02020) "exec provider: cannot give the spool directory %s to "
-                       "the httpd user",
-            dir);
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, SCEPLOGNO(02020)
+                     "exec provider: cannot give the spool directory %s to "
+                     "the httpd user", dir);
         return rv;
     }
     return APR_SUCCESS;
@@ -422,9 +421,8 @@ static apr_status_t exec_init(void *instance, apr_pool_t *pconf,
 
     if (access(inst->path, X_OK) != 0) {
         rv = errno;
-        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
-                     SCEPLOGNO(02000) "exec provider: cannot run %s",
-                     inst->path);
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, SCEPLOGNO(02000)
+                     "exec provider: cannot run %s", inst->path);
         return rv;
     }
     /* Every virtual host's spool: the instance does not know which
@@ -433,8 +431,8 @@ static apr_status_t exec_init(void *instance, apr_pool_t *pconf,
         const char *dir = spool_dir(ptemp, v);
         if ((rv = make_spool_dir(ptemp, s, dir)) != APR_SUCCESS
             || (rv = make_spool_dir(ptemp, s,
-                                    apr_pstrcat(ptemp, dir, "/pending", NULL)))
-                   != APR_SUCCESS
+                                    apr_pstrcat(ptemp, dir, "/pending",
+                                                NULL))) != APR_SUCCESS
             || (rv = make_spool_dir(ptemp, s,
                                     apr_pstrcat(ptemp, dir, "/work", NULL)))
                    != APR_SUCCESS) {
@@ -511,9 +509,8 @@ static apr_status_t make_workdir(exec_call_t *call)
     }
     call->workdir = apr_pstrcat(r->pool, spool_dir(r->pool, r->server),
                                 "/work/", hex, NULL);
-    rv = apr_dir_make(call->workdir,
-                      APR_FPROT_UREAD | APR_FPROT_UWRITE | APR_FPROT_UEXECUTE,
-                      r->pool);
+    rv = apr_dir_make(call->workdir, APR_FPROT_UREAD | APR_FPROT_UWRITE
+                                         | APR_FPROT_UEXECUTE, r->pool);
     if (rv != APR_SUCCESS) {
         return rv;
     }
@@ -530,8 +527,8 @@ static apr_status_t make_workdir(exec_call_t *call)
 static const char *work_file(exec_call_t *call, const char *name,
                              const char *data)
 {
-    const char *path =
-        apr_pstrcat(call->r->pool, call->workdir, "/", name, NULL);
+    const char *path = apr_pstrcat(call->r->pool, call->workdir, "/", name,
+                                   NULL);
     apr_file_t *f;
     apr_size_t len = strlen(data);
 
@@ -573,12 +570,9 @@ static apr_status_t new_call(exec_call_t *call, request_rec *r,
     }
     rv = make_workdir(call);
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(
-            APLOG_MARK, APLOG_ERR, rv, r,
-            SCEPLOGNO(
-                02002) "exec provider: cannot make a work directory under "
-                       "%s (NDES event 31)",
-            spool_dir(r->pool, r->server));
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, SCEPLOGNO(02002)
+                      "exec provider: cannot make a work directory under "
+                      "%s (NDES event 31)", spool_dir(r->pool, r->server));
         return rv;
     }
     set_env(call, "SCEP_WORK_DIR", call->workdir);
@@ -590,12 +584,13 @@ static apr_status_t new_call(exec_call_t *call, request_rec *r,
  * can kill everything the command started; the signal state of a fresh
  * process rather than httpd's (an ignored signal stays ignored across
  * exec); stdin, stdout and stderr; no other descriptor of httpd's. */
-static void exec_child(const exec_call_t *call, const char *const *env, int in,
-                       int out, int err, int maxfd)
+static void exec_child(const exec_call_t *call, const char *const *env,
+                       int in, int out, int err, int maxfd)
 {
-    static const int sigs[] = {SIGPIPE, SIGCHLD, SIGHUP,  SIGINT,
-                               SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2,
-                               SIGALRM, SIGXFSZ, SIGWINCH};
+    static const int sigs[] = {
+        SIGPIPE, SIGCHLD, SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1,
+        SIGUSR2, SIGALRM, SIGXFSZ, SIGWINCH
+    };
     sigset_t none;
     int i;
 
@@ -660,7 +655,7 @@ static int drain(apr_file_t *f, char *buf, apr_size_t max, apr_size_t *len,
             return 0;
         }
         if (rv != APR_SUCCESS) {
-            return 1; /* APR_EOF, or an error: nothing more comes */
+            return 1;  /* APR_EOF, or an error: nothing more comes */
         }
     }
 }
@@ -673,8 +668,8 @@ static apr_status_t run(exec_call_t *call)
     request_rec *r = call->r;
     const exec_dir_conf_t *dc =
         ap_get_module_config(r->per_dir_config, &scep_ca_exec_module);
-    apr_interval_time_t timeout =
-        dc->timeout >= 0 ? dc->timeout : EXEC_DEFAULT_TIMEOUT;
+    apr_interval_time_t timeout = dc->timeout >= 0 ? dc->timeout
+                                                   : EXEC_DEFAULT_TIMEOUT;
     apr_time_t deadline = apr_time_now() + timeout;
     apr_proc_t proc;
     int in, outp[2], errp[2], maxfd = (int)sysconf(_SC_OPEN_MAX);
@@ -720,22 +715,19 @@ static apr_status_t run(exec_call_t *call)
         close(in);
     }
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(
-            APLOG_MARK, APLOG_ERR, rv, r,
-            SCEPLOGNO(
-                02003) "exec provider: cannot run %s for %s of transaction "
-                       "%s (NDES event 31)",
-            call->inst->path, call->op,
-            call->transaction_id ? call->transaction_id : "-");
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, SCEPLOGNO(02003)
+                      "exec provider: cannot run %s for %s of transaction "
+                      "%s (NDES event 31)", call->inst->path, call->op,
+                      call->transaction_id ? call->transaction_id : "-");
         return rv;
     }
     /* The child does this too; whoever comes first wins the race with
      * an early fork of the command. */
     setpgid(proc.pid, proc.pid);
-    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
-                  SCEPLOGNO(02017) "exec provider: %s for transaction %s: "
-                                   "process %" APR_PID_T_FMT,
-                  call->op, call->transaction_id ? call->transaction_id : "-",
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, SCEPLOGNO(02017)
+                  "exec provider: %s for transaction %s: process %"
+                  APR_PID_T_FMT, call->op,
+                  call->transaction_id ? call->transaction_id : "-",
                   proc.pid);
     /* Our ends, read without blocking, closed with the request. */
     fcntl(outp[0], F_SETFL, fcntl(outp[0], F_GETFL) | O_NONBLOCK);
@@ -816,50 +808,42 @@ static apr_status_t run(exec_call_t *call)
     call->err[call->errlen] = '\0';
 
     if (call->errlen > 0) {
-        ap_log_rerror(
-            APLOG_MARK, APLOG_INFO, 0, r,
-            SCEPLOGNO(
-                02010) "exec provider: %s for transaction %s: stderr: %s",
-            call->op, call->transaction_id ? call->transaction_id : "-",
-            for_log(r->pool, call->err, call->errlen));
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, SCEPLOGNO(02010)
+                      "exec provider: %s for transaction %s: stderr: %s",
+                      call->op,
+                      call->transaction_id ? call->transaction_id : "-",
+                      for_log(r->pool, call->err, call->errlen));
     }
     if (timed_out) {
-        ap_log_rerror(
-            APLOG_MARK, APLOG_ERR, 0, r,
-            SCEPLOGNO(
-                02004) "exec provider: %s for transaction %s: %s ran longer "
-                       "than %" APR_TIME_T_FMT " ms; its process group was "
-                       "killed (NDES event 31)",
-            call->op, call->transaction_id ? call->transaction_id : "-",
-            call->inst->path, (apr_time_t)apr_time_as_msec(timeout));
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(02004)
+                      "exec provider: %s for transaction %s: %s ran longer "
+                      "than %" APR_TIME_T_FMT " ms; its process group was "
+                      "killed (NDES event 31)", call->op,
+                      call->transaction_id ? call->transaction_id : "-",
+                      call->inst->path, (apr_time_t)apr_time_as_msec(timeout));
         return APR_TIMEUP;
     }
     if (rv != APR_CHILD_DONE) {
-        ap_log_rerror(
-            APLOG_MARK, APLOG_ERR, rv, r,
-            SCEPLOGNO(02019) "exec provider: %s for transaction %s: the exit "
-                             "status of %s is lost (NDES event 31)",
-            call->op, call->transaction_id ? call->transaction_id : "-",
-            call->inst->path);
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, SCEPLOGNO(02019)
+                      "exec provider: %s for transaction %s: the exit "
+                      "status of %s is lost (NDES event 31)", call->op,
+                      call->transaction_id ? call->transaction_id : "-",
+                      call->inst->path);
         return APR_EGENERAL;
     }
     if (why != APR_PROC_EXIT) {
-        ap_log_rerror(
-            APLOG_MARK, APLOG_ERR, 0, r,
-            SCEPLOGNO(
-                02005) "exec provider: %s for transaction %s: %s died of "
-                       "signal %d (NDES event 31)",
-            call->op, call->transaction_id ? call->transaction_id : "-",
-            call->inst->path, call->code);
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(02005)
+                      "exec provider: %s for transaction %s: %s died of "
+                      "signal %d (NDES event 31)", call->op,
+                      call->transaction_id ? call->transaction_id : "-",
+                      call->inst->path, call->code);
         return APR_EGENERAL;
     }
     if (outtotal > EXEC_MAX_STDOUT) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
-                      SCEPLOGNO(02006) "exec provider: %s for transaction %s: "
-                                       "%s printed %" APR_SIZE_T_FMT
-                                       " bytes, over the limit of %d "
-                                       "(NDES event 31)",
-                      call->op,
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(02006)
+                      "exec provider: %s for transaction %s: %s printed %"
+                      APR_SIZE_T_FMT " bytes, over the limit of %d "
+                      "(NDES event 31)", call->op,
                       call->transaction_id ? call->transaction_id : "-",
                       call->inst->path, outtotal, EXEC_MAX_STDOUT);
         return APR_EGENERAL;
@@ -870,27 +854,23 @@ static apr_status_t run(exec_call_t *call)
 /* An exit status outside the protocol: a CA fault. */
 static apr_status_t bad_exit(exec_call_t *call)
 {
-    ap_log_rerror(
-        APLOG_MARK, APLOG_ERR, 0, call->r,
-        SCEPLOGNO(
-            02007) "exec provider: %s for transaction %s: %s exited with "
-                   "status %d (NDES event 31): %s",
-        call->op, call->transaction_id ? call->transaction_id : "-",
-        call->inst->path, call->code,
-        for_log(call->r->pool, call->out, call->outlen));
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, call->r, SCEPLOGNO(02007)
+                  "exec provider: %s for transaction %s: %s exited with "
+                  "status %d (NDES event 31): %s", call->op,
+                  call->transaction_id ? call->transaction_id : "-",
+                  call->inst->path, call->code,
+                  for_log(call->r->pool, call->out, call->outlen));
     return APR_EGENERAL;
 }
 
 /* Output that is not what the exit status promised: a CA fault. */
 static apr_status_t bad_output(exec_call_t *call, const char *what)
 {
-    ap_log_rerror(
-        APLOG_MARK, APLOG_ERR, 0, call->r,
-        SCEPLOGNO(
-            02008) "exec provider: %s for transaction %s: %s exited with "
-                   "status %d but %s (NDES event 31)",
-        call->op, call->transaction_id ? call->transaction_id : "-",
-        call->inst->path, call->code, what);
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, call->r, SCEPLOGNO(02008)
+                  "exec provider: %s for transaction %s: %s exited with "
+                  "status %d but %s (NDES event 31)", call->op,
+                  call->transaction_id ? call->transaction_id : "-",
+                  call->inst->path, call->code, what);
     return APR_EGENERAL;
 }
 
@@ -899,7 +879,7 @@ static apr_status_t bad_output(exec_call_t *call, const char *what)
 
 /* Every PEM certificate of stdout, in order; NULL when there is none or
  * a block does not parse. */
-static STACK_OF(X509) * stdout_certs(exec_call_t *call)
+static STACK_OF(X509) *stdout_certs(exec_call_t *call)
 {
     STACK_OF(X509) *certs = sk_X509_new_null();
     BIO *b = BIO_new_mem_buf(call->out, (int)call->outlen);
@@ -949,8 +929,9 @@ static const char *first_line(exec_call_t *call)
 static void rejected(exec_call_t *call, scep_submit_result_t *res,
                      int default_fail)
 {
-    static const char *const names[] = {"badAlg", "badMessageCheck",
-                                        "badRequest", "badTime", "badCertId"};
+    static const char *const names[] = {
+        "badAlg", "badMessageCheck", "badRequest", "badTime", "badCertId"
+    };
     const char *reason = first_line(call);
     int i;
 
@@ -970,11 +951,11 @@ static void rejected(exec_call_t *call, scep_submit_result_t *res,
             break;
         }
     }
-    res->reason =
-        apr_psprintf(call->r->pool, "%s (exec: %s)",
-                     *reason ? for_log(call->r->pool, reason, strlen(reason))
-                             : "no reason given",
-                     call->op);
+    res->reason = apr_psprintf(call->r->pool, "%s (exec: %s)",
+                               *reason ? for_log(call->r->pool, reason,
+                                                 strlen(reason))
+                                       : "no reason given",
+                               call->op);
 }
 
 /* Exit 0 of enroll, renew, lookup or poll: certificates for this key. */
@@ -989,21 +970,20 @@ static apr_status_t issued(exec_call_t *call, EVP_PKEY *key,
     }
     leaf = sk_X509_value(certs, 0);
     if ((key && EVP_PKEY_eq(X509_get0_pubkey(leaf), key) != 1)
-        || (!key
-            && (key_id == NULL
-                || strcmp(key_hash(call->r->pool, X509_get0_pubkey(leaf)),
-                          key_id)
-                       != 0))) {
-        ap_log_rerror(
-            APLOG_MARK, APLOG_ERR, 0, call->r,
-            SCEPLOGNO(
-                02009) "exec provider: %s for transaction %s: the "
-                       "certificate %s answered (serial %s, %s) is not for "
-                       "the request's key; it is not sent (NDES event 31)",
-            call->op, call->transaction_id ? call->transaction_id : "-",
-            call->inst->path,
-            serial_text(call->r->pool, X509_get0_serialNumber(leaf)),
-            name_text(call->r->pool, X509_get_subject_name(leaf)));
+        || (!key && (key_id == NULL
+                     || strcmp(key_hash(call->r->pool,
+                                        X509_get0_pubkey(leaf)),
+                               key_id) != 0))) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, call->r, SCEPLOGNO(02009)
+                      "exec provider: %s for transaction %s: the "
+                      "certificate %s answered (serial %s, %s) is not for "
+                      "the request's key; it is not sent (NDES event 31)",
+                      call->op,
+                      call->transaction_id ? call->transaction_id : "-",
+                      call->inst->path,
+                      serial_text(call->r->pool,
+                                  X509_get0_serialNumber(leaf)),
+                      name_text(call->r->pool, X509_get_subject_name(leaf)));
         return APR_EGENERAL;
     }
     memset(res, 0, sizeof(*res));
@@ -1017,15 +997,15 @@ static apr_status_t issued(exec_call_t *call, EVP_PKEY *key,
 
 typedef struct {
     const char *request_id;
-    const char *key;    /* key_hash of the request */
-    const char *renews; /* serial of the certificate a renewal renews */
+    const char *key;       /* key_hash of the request */
+    const char *renews;    /* serial of the certificate a renewal renews */
 } pending_t;
 
 static const char *pending_path(request_rec *r, const exec_inst_t *inst,
                                 const char *transaction_id)
 {
-    const char *name =
-        apr_pstrcat(r->pool, inst->id, ":", transaction_id, NULL);
+    const char *name = apr_pstrcat(r->pool, inst->id, ":", transaction_id,
+                                   NULL);
 
     return apr_pstrcat(r->pool, spool_dir(r->pool, r->server), "/pending/",
                        sha256_hex(r->pool, name, strlen(name)), NULL);
@@ -1054,18 +1034,20 @@ static apr_status_t pending_write(request_rec *r, const char *path,
                                   const char *transaction_id)
 {
     char *tmp = apr_pstrcat(r->pool, path, ".XXXXXX", NULL);
-    const char *text =
-        apr_psprintf(r->pool,
-                     "request_id=%s\nkey=%s\nrenews=%s\n"
-                     "transaction_id=%s\ncreated=%" APR_TIME_T_FMT "\n",
-                     rec->request_id, rec->key, rec->renews ? rec->renews : "",
-                     for_log(r->pool, transaction_id, strlen(transaction_id)),
-                     apr_time_sec(apr_time_now()));
+    const char *text = apr_psprintf(r->pool,
+                                    "request_id=%s\nkey=%s\nrenews=%s\n"
+                                    "transaction_id=%s\ncreated=%"
+                                    APR_TIME_T_FMT "\n",
+                                    rec->request_id, rec->key,
+                                    rec->renews ? rec->renews : "",
+                                    for_log(r->pool, transaction_id,
+                                            strlen(transaction_id)),
+                                    apr_time_sec(apr_time_now()));
     apr_file_t *f;
     apr_status_t rv;
 
-    rv = apr_file_mktemp(
-        &f, tmp, APR_FOPEN_CREATE | APR_FOPEN_WRITE | APR_FOPEN_EXCL, r->pool);
+    rv = apr_file_mktemp(&f, tmp, APR_FOPEN_CREATE | APR_FOPEN_WRITE
+                                      | APR_FOPEN_EXCL, r->pool);
     if (rv != APR_SUCCESS) {
         return rv;
     }
@@ -1096,17 +1078,16 @@ static pending_t *pending_read(request_rec *r, const char *path)
     rv = apr_file_open(&f, path, APR_FOPEN_READ, APR_OS_DEFAULT, r->pool);
     if (rv != APR_SUCCESS) {
         if (!APR_STATUS_IS_ENOENT(rv)) {
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
-                          SCEPLOGNO(02018) "exec provider: cannot read %s",
-                          path);
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, SCEPLOGNO(02018)
+                          "exec provider: cannot read %s", path);
         }
         return NULL;
     }
     rv = apr_file_read_full(f, buf, n, &n);
     apr_file_close(f);
     if (rv != APR_SUCCESS && !APR_STATUS_IS_EOF(rv)) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
-                      SCEPLOGNO(02022) "exec provider: cannot read %s", path);
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, SCEPLOGNO(02022)
+                      "exec provider: cannot read %s", path);
         return NULL;
     }
     buf[n] = '\0';
@@ -1124,11 +1105,9 @@ static pending_t *pending_read(request_rec *r, const char *path)
         }
     }
     if (rec->request_id == NULL || rec->key == NULL) {
-        ap_log_rerror(
-            APLOG_MARK, APLOG_ERR, 0, r,
-            SCEPLOGNO(
-                02023) "exec provider: %s is not a pending record; ignored",
-            path);
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(02023)
+                      "exec provider: %s is not a pending record; ignored",
+                      path);
         return NULL;
     }
     return rec;
@@ -1157,19 +1136,15 @@ static apr_status_t pending(exec_call_t *call, const char *key_id,
     path = pending_path(r, call->inst, call->transaction_id);
     rv = pending_write(r, path, &rec, call->transaction_id);
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(
-            APLOG_MARK, APLOG_ERR, rv, r,
-            SCEPLOGNO(
-                02012) "exec provider: transaction %s is pending as request "
-                       "%s, but %s cannot be written (NDES event 31)",
-            call->transaction_id, rec.request_id, path);
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, SCEPLOGNO(02012)
+                      "exec provider: transaction %s is pending as request "
+                      "%s, but %s cannot be written (NDES event 31)",
+                      call->transaction_id, rec.request_id, path);
         return rv;
     }
-    ap_log_rerror(
-        APLOG_MARK, APLOG_INFO, 0, r,
-        SCEPLOGNO(
-            02011) "exec provider: transaction %s is pending as request %s",
-        call->transaction_id, rec.request_id);
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, SCEPLOGNO(02011)
+                  "exec provider: transaction %s is pending as request %s",
+                  call->transaction_id, rec.request_id);
     memset(res, 0, sizeof(*res));
     res->status = SCEP_SUBMIT_PENDING;
     res->request_id = rec.request_id;
@@ -1198,8 +1173,8 @@ static apr_status_t exec_submit(void *instance, request_rec *r,
     }
     key = csr ? X509_REQ_get0_pubkey(csr) : NULL;
     key_id = key_hash(r->pool, key);
-    csr_pem =
-        pem_of_der(r->pool, "CERTIFICATE REQUEST", req->csr, req->csr_len);
+    csr_pem = pem_of_der(r->pool, "CERTIFICATE REQUEST", req->csr,
+                         req->csr_len);
     ra_pem = req->ra_request ? pem_of_der(r->pool, "PKCS7", req->ra_request,
                                           req->ra_request_len)
                              : NULL;
@@ -1209,14 +1184,14 @@ static apr_status_t exec_submit(void *instance, request_rec *r,
         return APR_EINVAL;
     }
     if (req->renewal_signer) {
-        renews =
-            serial_text(r->pool, X509_get0_serialNumber(req->renewal_signer));
+        renews = serial_text(r->pool,
+                             X509_get0_serialNumber(req->renewal_signer));
     }
-    rv =
-        new_call(&call, r, inst,
-                 req->lookup_only ? "lookup"
-                                  : (req->renewal_signer ? "renew" : "enroll"),
-                 req->transaction_id);
+    rv = new_call(&call, r, inst,
+                  req->lookup_only ? "lookup"
+                                   : (req->renewal_signer ? "renew"
+                                                          : "enroll"),
+                  req->transaction_id);
     if (rv != APR_SUCCESS) {
         X509_REQ_free(own);
         return rv;
@@ -1241,11 +1216,9 @@ static apr_status_t exec_submit(void *instance, request_rec *r,
         set_env(&call, "SCEP_RENEWAL_SIGNER_FILE", file);
     }
     if (file == NULL) {
-        ap_log_rerror(
-            APLOG_MARK, APLOG_ERR, 0, r,
-            SCEPLOGNO(02021) "exec provider: cannot write the request to %s "
-                             "(NDES event 31)",
-            call.workdir);
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(02021)
+                      "exec provider: cannot write the request to %s "
+                      "(NDES event 31)", call.workdir);
         return APR_EGENERAL;
     }
 
@@ -1253,13 +1226,16 @@ static apr_status_t exec_submit(void *instance, request_rec *r,
         return rv;
     }
     switch (call.code) {
-    case 0: return issued(&call, key, key_id, res);
-    case EXEC_PENDING: return pending(&call, key_id, renews, res);
+    case 0:
+        return issued(&call, key, key_id, res);
+    case EXEC_PENDING:
+        return pending(&call, key_id, renews, res);
     case EXEC_REJECTED:
-        rejected(&call, res,
-                 req->lookup_only ? FAIL_BADCERTID : FAIL_BADREQUEST);
+        rejected(&call, res, req->lookup_only ? FAIL_BADCERTID
+                                              : FAIL_BADREQUEST);
         return APR_SUCCESS;
-    default: return bad_exit(&call);
+    default:
+        return bad_exit(&call);
     }
 }
 
@@ -1268,8 +1244,9 @@ static apr_status_t exec_poll(void *instance, request_rec *r,
                               X509 *requester, scep_submit_result_t *res)
 {
     const exec_inst_t *inst = instance;
-    const char *signer_key =
-        requester ? key_hash(r->pool, X509_get0_pubkey(requester)) : NULL;
+    const char *signer_key = requester ? key_hash(r->pool,
+                                                  X509_get0_pubkey(requester))
+                                       : NULL;
     const char *signer_serial =
         requester ? serial_text(r->pool, X509_get0_serialNumber(requester))
                   : NULL;
@@ -1285,12 +1262,9 @@ static apr_status_t exec_poll(void *instance, request_rec *r,
         if (!(signer_key && !strcmp(signer_key, rec->key))
             && !(rec->renews && *rec->renews && signer_serial
                  && !strcmp(signer_serial, rec->renews))) {
-            ap_log_rerror(
-                APLOG_MARK, APLOG_INFO, 0, r,
-                SCEPLOGNO(
-                    02014) "exec provider: a poll for transaction %s signed "
-                           "by another key than the request's",
-                transaction_id);
+            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, SCEPLOGNO(02014)
+                          "exec provider: a poll for transaction %s signed "
+                          "by another key than the request's", transaction_id);
             res->status = SCEP_SUBMIT_REJECTED;
             res->fail_info = FAIL_BADCERTID;
             res->reason = "the poll is signed by another key than the "
@@ -1313,7 +1287,8 @@ static apr_status_t exec_poll(void *instance, request_rec *r,
         return rv;
     }
     switch (call.code) {
-    case 0: return issued(&call, NULL, key_id, res);
+    case 0:
+        return issued(&call, NULL, key_id, res);
     case EXEC_PENDING:
         res->status = SCEP_SUBMIT_PENDING;
         res->request_id = rec ? rec->request_id : transaction_id;
@@ -1321,7 +1296,8 @@ static apr_status_t exec_poll(void *instance, request_rec *r,
     case EXEC_REJECTED:
         rejected(&call, res, FAIL_BADCERTID);
         return APR_SUCCESS;
-    default: return bad_exit(&call);
+    default:
+        return bad_exit(&call);
     }
 }
 
@@ -1346,7 +1322,7 @@ static apr_status_t exec_get_cert(void *instance, request_rec *r,
                                   scep_submit_result_t *res)
 {
     exec_call_t call;
-    STACK_OF(X509) * certs;
+    STACK_OF(X509) *certs;
     X509 *leaf;
     apr_status_t rv;
 
@@ -1387,8 +1363,8 @@ static apr_status_t exec_get_cert(void *instance, request_rec *r,
 }
 
 static apr_status_t exec_get_crl(void *instance, request_rec *r,
-                                 X509_NAME *issuer, const ASN1_INTEGER *serial,
-                                 X509_CRL **out)
+                                 X509_NAME *issuer,
+                                 const ASN1_INTEGER *serial, X509_CRL **out)
 {
     exec_call_t call;
     X509_CRL *crl;
@@ -1401,7 +1377,7 @@ static apr_status_t exec_get_crl(void *instance, request_rec *r,
         return rv;
     }
     if (call.code == EXEC_REJECTED) {
-        return APR_NOTFOUND; /* the RA answers badCertId */
+        return APR_NOTFOUND;  /* the RA answers badCertId */
     }
     if (call.code != 0) {
         return bad_exit(&call);
@@ -1411,12 +1387,10 @@ static apr_status_t exec_get_crl(void *instance, request_rec *r,
     BIO_free(b);
     ERR_clear_error();
     if (crl == NULL) {
-        ap_log_rerror(
-            APLOG_MARK, APLOG_ERR, 0, r,
-            SCEPLOGNO(
-                02015) "exec provider: getcrl: %s exited with status 0 but "
-                       "stdout holds no PEM CRL (NDES event 31)",
-            call.inst->path);
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(02015)
+                      "exec provider: getcrl: %s exited with status 0 but "
+                      "stdout holds no PEM CRL (NDES event 31)",
+                      call.inst->path);
         return APR_EGENERAL;
     }
     apr_pool_cleanup_register(r->pool, crl, free_x509_crl,
@@ -1433,8 +1407,8 @@ static scep_cert_status_e exec_cert_status(void *instance, request_rec *r,
     exec_call_t call;
     const char *answer, *file;
 
-    if (cert_call(&call, r, instance, "certstatus", X509_get_issuer_name(cert),
-                  X509_get0_serialNumber(cert))
+    if (cert_call(&call, r, instance, "certstatus",
+                  X509_get_issuer_name(cert), X509_get0_serialNumber(cert))
         != APR_SUCCESS) {
         return SCEP_CERT_UNKNOWN;
     }
@@ -1462,22 +1436,26 @@ static scep_cert_status_e exec_cert_status(void *instance, request_rec *r,
     if (!ap_cstr_casecmp(answer, "revoked")) {
         return SCEP_CERT_REVOKED;
     }
-    ap_log_rerror(
-        APLOG_MARK, APLOG_ERR, 0, r,
-        SCEPLOGNO(02016) "exec provider: certstatus of serial %s: %s answered "
-                         "'%s', neither 'good' nor 'revoked'; the status is "
-                         "unknown",
-        serial_text(r->pool, X509_get0_serialNumber(cert)), call.inst->path,
-        for_log(r->pool, answer, strlen(answer)));
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(02016)
+                  "exec provider: certstatus of serial %s: %s answered "
+                  "'%s', neither 'good' nor 'revoked'; the status is "
+                  "unknown", serial_text(r->pool,
+                                         X509_get0_serialNumber(cert)),
+                  call.inst->path, for_log(r->pool, answer, strlen(answer)));
     return SCEP_CERT_UNKNOWN;
 }
 
 static const scep_submit_provider_t exec_provider = {
-    "exec",           exec_create,
-    exec_init,        NULL,
-    exec_submit,      exec_poll,
-    exec_get_cert,    exec_get_crl,
-    exec_cert_status, 0 /* it hands the command the RA-signed request */
+    "exec",
+    exec_create,
+    exec_init,
+    NULL,
+    exec_submit,
+    exec_poll,
+    exec_get_cert,
+    exec_get_crl,
+    exec_cert_status,
+    0  /* it hands the command the RA-signed request */
 };
 
 static void exec_register_hooks(apr_pool_t *p)
@@ -1488,9 +1466,10 @@ static void exec_register_hooks(apr_pool_t *p)
 
 module AP_MODULE_DECLARE_DATA scep_ca_exec_module = {
     STANDARD20_MODULE_STUFF,
-    exec_create_dir, /* per-directory config */
-    exec_merge_dir,  /* merge per-directory */
-    exec_create_srv, /* per-server config */
-    exec_merge_srv,  /* merge per-server */
-    exec_cmds,       /* directives */
-    exec_register_hooks};
+    exec_create_dir,          /* per-directory config */
+    exec_merge_dir,           /* merge per-directory */
+    exec_create_srv,          /* per-server config */
+    exec_merge_srv,           /* merge per-server */
+    exec_cmds,                /* directives */
+    exec_register_hooks
+};
