@@ -64,12 +64,12 @@ APLOG_USE_MODULE(scep);
 /* A journal file is small: a PKCS#10 and a few certificates. */
 #define JOURNAL_MAX (128 * 1024)
 
-#define CAP_POST     0x01
-#define CAP_AES      0x02
-#define CAP_DES3     0x04
-#define CAP_SHA256   0x08
-#define CAP_SHA512   0x10
-#define CAP_SHA1     0x20
+#define CAP_POST 0x01
+#define CAP_AES 0x02
+#define CAP_DES3 0x04
+#define CAP_SHA256 0x08
+#define CAP_SHA512 0x10
+#define CAP_SHA1 0x20
 #define CAP_STANDARD 0x40
 
 SCEP_POOL_FREE(X509_REQ, X509_REQ_free)
@@ -90,17 +90,17 @@ static apr_status_t free_stack_only(void *d)
 
 /* One SCEPProvider scep line. */
 typedef struct {
-    const char *url;                /* the upstream's SCEP URL */
-    const char *journal;            /* the journal directory */
+    const char *url;     /* the upstream's SCEP URL */
+    const char *journal; /* the journal directory */
     /* per child: what GetCACert and GetCACaps said */
     apr_pool_t *child_pool;
-    apr_thread_mutex_t *mutex;      /* NULL: no threads, no lock */
-    apr_pool_t *cache_pool;         /* holds cacert; replaced on refresh */
-    const unsigned char *cacert;    /* GetCACert body */
+    apr_thread_mutex_t *mutex;   /* NULL: no threads, no lock */
+    apr_pool_t *cache_pool;      /* holds cacert; replaced on refresh */
+    const unsigned char *cacert; /* GetCACert body */
     apr_size_t cacert_len;
-    unsigned int caps;              /* CAP_* */
-    apr_time_t fetched;             /* 0: nothing cached */
-    apr_time_t purged;              /* last sweep of the journal */
+    unsigned int caps;  /* CAP_* */
+    apr_time_t fetched; /* 0: nothing cached */
+    apr_time_t purged;  /* last sweep of the journal */
 } upstream_t;
 
 /* One call of submit or poll. */
@@ -110,28 +110,26 @@ typedef struct {
     upstream_t *u;
     scep_ra_ids_t ra;
     const char *transid;
-    int event;                      /* NDES event of a fault: 31, 26 */
-    scep_msg_opts_t opts;           /* what replies may use */
-    STACK_OF(X509) *certs;          /* the upstream's, as fetched */
-    X509_STORE *trust;              /* the anchor(s) they must chain to */
-    X509 *ca;                       /* the issuing CA (IssuerAndSubject) */
-    X509 *recipient;                /* what requests are encrypted to */
+    int event;              /* NDES event of a fault: 31, 26 */
+    scep_msg_opts_t opts;   /* what replies may use */
+    STACK_OF(X509) * certs; /* the upstream's, as fetched */
+    X509_STORE *trust;      /* the anchor(s) they must chain to */
+    X509 *ca;               /* the issuing CA (IssuerAndSubject) */
+    X509 *recipient;        /* what requests are encrypted to */
     unsigned int caps;
 } call_t;
 
-typedef enum {
-    J_NONE = 0, J_SENT, J_PENDING, J_ISSUED
-} jstate_e;
+typedef enum { J_NONE = 0, J_SENT, J_PENDING, J_ISSUED } jstate_e;
 
-static const char *const jstate_names[] = { "none", "sent", "pending",
-                                            "issued" };
+static const char *const jstate_names[] = {"none", "sent", "pending",
+                                           "issued"};
 
 /* What the journal holds for a transaction. */
 typedef struct {
     jstate_e state;
-    apr_time_t since;               /* when this state was written */
-    X509_REQ *csr;                  /* the request as the device sent it */
-    STACK_OF(X509) *certs;          /* J_ISSUED: certificate, then chain */
+    apr_time_t since;       /* when this state was written */
+    X509_REQ *csr;          /* the request as the device sent it */
+    STACK_OF(X509) * certs; /* J_ISSUED: certificate, then chain */
 } journal_t;
 
 /* ------------------------------------------------------------------ */
@@ -149,9 +147,11 @@ static const char *scep_create(void **instance, apr_pool_t *p, server_rec *s,
     }
     if (apr_uri_parse(p, argv[0], &uri) != APR_SUCCESS || !uri.scheme
         || strcasecmp(uri.scheme, "http") || !uri.hostname) {
-        return apr_psprintf(p, "SCEPProvider scep: %s is not an http:// URL "
+        return apr_psprintf(p,
+                            "SCEPProvider scep: %s is not an http:// URL "
                             "(SCEP protects its messages itself; https is "
-                            "not supported)", argv[0]);
+                            "not supported)",
+                            argv[0]);
     }
     u->url = argv[0];
     u->journal = argc > 1 ? ap_server_root_relative(p, argv[1])
@@ -222,20 +222,25 @@ static apr_status_t scep_init(void *instance, apr_pool_t *pconf,
                               apr_pool_t *ptemp, server_rec *s)
 {
     upstream_t *u = instance;
-    apr_status_t rv = apr_dir_make_recursive(u->journal,
-                                             APR_FPROT_UREAD | APR_FPROT_UWRITE
-                                             | APR_FPROT_UEXECUTE, ptemp);
+    apr_status_t rv = apr_dir_make_recursive(
+        u->journal, APR_FPROT_UREAD | APR_FPROT_UWRITE | APR_FPROT_UEXECUTE,
+        ptemp);
 
     if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, SCEPLOGNO(00200)
-                     "provider scep (%s): cannot create the journal "
-                     "directory %s", u->url, u->journal);
+        ap_log_error(
+            APLOG_MARK, APLOG_EMERG, rv, s,
+            SCEPLOGNO(00200) "provider scep (%s): cannot create the journal "
+                             "directory %s",
+            u->url, u->journal);
         return rv;
     }
     if (geteuid() == 0 && chown(u->journal, ap_unixd_config.user_id, -1)) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, SCEPLOGNO(00201)
-                     "provider scep (%s): cannot give the journal directory "
-                     "%s to the httpd user", u->url, u->journal);
+        ap_log_error(
+            APLOG_MARK, APLOG_EMERG, 0, s,
+            SCEPLOGNO(
+                00201) "provider scep (%s): cannot give the journal directory "
+                       "%s to the httpd user",
+            u->url, u->journal);
         return APR_EGENERAL;
     }
     return APR_SUCCESS;
@@ -282,10 +287,13 @@ static unsigned int parse_caps(const unsigned char *b, apr_size_t len)
         const char *word;
         unsigned int cap;
     } words[] = {
-        { "POSTPKIOperation", CAP_POST }, { "AES", CAP_AES },
-        { "DES3", CAP_DES3 }, { "SHA-256", CAP_SHA256 },
-        { "SHA-512", CAP_SHA512 }, { "SHA-1", CAP_SHA1 },
-        { "SCEPStandard", CAP_STANDARD },
+        {"POSTPKIOperation", CAP_POST},
+        {"AES", CAP_AES},
+        {"DES3", CAP_DES3},
+        {"SHA-256", CAP_SHA256},
+        {"SHA-512", CAP_SHA512},
+        {"SHA-1", CAP_SHA1},
+        {"SCEPStandard", CAP_STANDARD},
     };
     unsigned int caps = 0;
     apr_size_t i = 0;
@@ -314,14 +322,13 @@ static unsigned int parse_caps(const unsigned char *b, apr_size_t len)
 
 static const char *caps_text(apr_pool_t *p, unsigned int caps)
 {
-    return apr_pstrcat(p, caps & CAP_POST ? " POSTPKIOperation" : "",
-                       caps & CAP_AES ? " AES" : "",
-                       caps & CAP_DES3 ? " DES3" : "",
-                       caps & CAP_SHA256 ? " SHA-256" : "",
-                       caps & CAP_SHA512 ? " SHA-512" : "",
-                       caps & CAP_SHA1 ? " SHA-1" : "",
-                       caps & CAP_STANDARD ? " SCEPStandard" : "",
-                       caps ? "" : " (none)", NULL);
+    return apr_pstrcat(
+        p, caps & CAP_POST ? " POSTPKIOperation" : "",
+        caps & CAP_AES ? " AES" : "", caps & CAP_DES3 ? " DES3" : "",
+        caps & CAP_SHA256 ? " SHA-256" : "",
+        caps & CAP_SHA512 ? " SHA-512" : "", caps & CAP_SHA1 ? " SHA-1" : "",
+        caps & CAP_STANDARD ? " SCEPStandard" : "", caps ? "" : " (none)",
+        NULL);
 }
 
 static scep_http_limits_t limits(const call_t *k)
@@ -332,7 +339,8 @@ static scep_http_limits_t limits(const call_t *k)
 
     lim.timeout = apr_time_from_sec(secs);
     lim.connect_timeout = lim.timeout < UPSTREAM_CONNECT_MAX
-                              ? lim.timeout : UPSTREAM_CONNECT_MAX;
+                              ? lim.timeout
+                              : UPSTREAM_CONNECT_MAX;
     lim.max_body = UPSTREAM_MAX_REPLY;
     return lim;
 }
@@ -346,45 +354,52 @@ static apr_status_t fetch_ca(call_t *k, const unsigned char **der,
     scep_http_reply_t rep;
     apr_status_t rv;
 
-    rv = scep_http_exchange(r->pool, k->u->url, "operation=GetCACaps", NULL,
-                            0, NULL, &lim, &rep);
+    rv = scep_http_exchange(r->pool, k->u->url, "operation=GetCACaps", NULL, 0,
+                            NULL, &lim, &rep);
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, SCEPLOGNO(00202)
-                      "transaction %s: upstream %s not reached, nothing "
-                      "delivered: GetCACaps: %s (NDES event %d)", k->transid,
-                      k->u->url, rep.error, k->event);
+        ap_log_rerror(
+            APLOG_MARK, APLOG_ERR, rv, r,
+            SCEPLOGNO(
+                00202) "transaction %s: upstream %s not reached, nothing "
+                       "delivered: GetCACaps: %s (NDES event %d)",
+            k->transid, k->u->url, rep.error, k->event);
         return SCEP_UPSTREAM_NOT_DELIVERED;
     }
     /* RFC 8894 3.5.1: an error means no capabilities. */
     *caps = rep.status == 200 ? parse_caps(rep.body, rep.len) : 0;
 
-    rv = scep_http_exchange(r->pool, k->u->url, "operation=GetCACert", NULL,
-                            0, NULL, &lim, &rep);
+    rv = scep_http_exchange(r->pool, k->u->url, "operation=GetCACert", NULL, 0,
+                            NULL, &lim, &rep);
     if (rv == APR_SUCCESS && (rep.status != 200 || rep.len == 0)) {
-        rep.error = apr_psprintf(r->pool, "HTTP status %d, %" APR_SIZE_T_FMT
-                                 " bytes", rep.status, rep.len);
+        rep.error =
+            apr_psprintf(r->pool, "HTTP status %d, %" APR_SIZE_T_FMT " bytes",
+                         rep.status, rep.len);
         rv = APR_EGENERAL;
     }
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, SCEPLOGNO(00203)
-                      "transaction %s: upstream %s: no CA certificates, "
-                      "nothing delivered: GetCACert: %s (NDES event %d)",
-                      k->transid, k->u->url, rep.error, k->event);
+        ap_log_rerror(
+            APLOG_MARK, APLOG_ERR, rv, r,
+            SCEPLOGNO(
+                00203) "transaction %s: upstream %s: no CA certificates, "
+                       "nothing delivered: GetCACert: %s (NDES event %d)",
+            k->transid, k->u->url, rep.error, k->event);
         return SCEP_UPSTREAM_NOT_DELIVERED;
     }
     *der = rep.body;
     *len = rep.len;
-    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, SCEPLOGNO(00204)
-                  "upstream %s: GetCACert %" APR_SIZE_T_FMT " bytes (%s), "
-                  "GetCACaps%s", k->u->url, rep.len, rep.content_type,
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                  SCEPLOGNO(00204) "upstream %s: GetCACert %" APR_SIZE_T_FMT
+                                   " bytes (%s), "
+                                   "GetCACaps%s",
+                  k->u->url, rep.len, rep.content_type,
                   caps_text(r->pool, *caps));
     return APR_SUCCESS;
 }
 
 /* The certificates of a GetCACert body: one DER certificate, or a
  * degenerate certs-only SignedData. */
-static STACK_OF(X509) *parse_cacert(apr_pool_t *p, const unsigned char *der,
-                                    apr_size_t len)
+static STACK_OF(X509)
+    * parse_cacert(apr_pool_t *p, const unsigned char *der, apr_size_t len)
 {
     const unsigned char *in = der;
     CMS_ContentInfo *cms = d2i_CMS_ContentInfo(NULL, &in, (long)len);
@@ -420,7 +435,7 @@ static STACK_OF(X509) *parse_cacert(apr_pool_t *p, const unsigned char *der,
 
 /* Does x chain to the anchors (through the upstream's certificates),
  * valid now? */
-static int trusted(call_t *k, X509 *x, STACK_OF(X509) *more)
+static int trusted(call_t *k, X509 *x, STACK_OF(X509) * more)
 {
     X509_STORE_CTX *ctx = X509_STORE_CTX_new();
     STACK_OF(X509) *chain = sk_X509_dup(k->certs);
@@ -557,10 +572,11 @@ static apr_status_t upstream_ready(call_t *k)
     why = k->certs ? check_upstream(k)
                    : "its GetCACert reply holds no certificate";
     if (why) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(00205)
-                      "transaction %s: upstream %s refused, nothing "
-                      "delivered: %s (NDES event %d)", k->transid, u->url,
-                      why, k->event);
+        ap_log_rerror(
+            APLOG_MARK, APLOG_ERR, 0, r,
+            SCEPLOGNO(00205) "transaction %s: upstream %s refused, nothing "
+                             "delivered: %s (NDES event %d)",
+            k->transid, u->url, why, k->event);
         cache_forget(u);
         return SCEP_UPSTREAM_NOT_DELIVERED;
     }
@@ -602,7 +618,7 @@ static apr_status_t exchange(call_t *k, scep_msgtype_e type,
 {
     request_rec *r = k->r;
     const scep_dir_conf_t *c = k->c;
-    scep_signer_t signer = { k->ra.sign_cert, k->ra.sign_key };
+    scep_signer_t signer = {k->ra.sign_cert, k->ra.sign_key};
     const EVP_CIPHER *cipher;
     const EVP_MD *md;
     unsigned char nonce[16], *der;
@@ -627,11 +643,14 @@ static apr_status_t exchange(call_t *k, scep_msgtype_e type,
         cipher = EVP_des_cbc();
     }
     else {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(00206)
-                      "transaction %s: upstream %s offers neither AES nor "
-                      "DES3 (with SCEPLegacyAlgorithms On); single DES "
-                      "needs SCEPAllowDES On; nothing delivered (NDES event "
-                      "%d)", k->transid, k->u->url, k->event);
+        ap_log_rerror(
+            APLOG_MARK, APLOG_ERR, 0, r,
+            SCEPLOGNO(
+                00206) "transaction %s: upstream %s offers neither AES nor "
+                       "DES3 (with SCEPLegacyAlgorithms On); single DES "
+                       "needs SCEPAllowDES On; nothing delivered (NDES event "
+                       "%d)",
+            k->transid, k->u->url, k->event);
         return SCEP_UPSTREAM_NOT_DELIVERED;
     }
     md = (k->caps & (CAP_SHA256 | CAP_STANDARD)) ? EVP_sha256()
@@ -640,55 +659,66 @@ static apr_status_t exchange(call_t *k, scep_msgtype_e type,
                                                  : EVP_sha256();
     post = (k->caps & (CAP_POST | CAP_STANDARD)) != 0;
 
-    err = scep_msg_request(r->pool, type, k->transid, data, dlen,
-                           k->recipient, cipher, &signer, md, nonce, &der,
-                           &len);
+    err = scep_msg_request(r->pool, type, k->transid, data, dlen, k->recipient,
+                           cipher, &signer, md, nonce, &der, &len);
     if (err != SCEP_OK) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(00207)
-                      "transaction %s: cannot build the %s for upstream %s: "
-                      "%s %s", k->transid, what, k->u->url,
-                      scep_msg_strerror(err), scep_msg_ossl_errors(r->pool));
+        ap_log_rerror(
+            APLOG_MARK, APLOG_ERR, 0, r,
+            SCEPLOGNO(
+                00207) "transaction %s: cannot build the %s for upstream %s: "
+                       "%s %s",
+            k->transid, what, k->u->url, scep_msg_strerror(err),
+            scep_msg_ossl_errors(r->pool));
         return APR_EGENERAL;
     }
-    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, SCEPLOGNO(00208)
-                  "transaction %s: %s to upstream %s (%s, %s, %s, encrypted "
-                  "to %s)", k->transid, what, k->u->url, post ? "POST" : "GET",
-                  OBJ_nid2sn(EVP_CIPHER_get_nid(cipher)),
-                  OBJ_nid2sn(EVP_MD_get_type(md)),
-                  scep_ra_subject(r->pool, k->recipient));
+    ap_log_rerror(
+        APLOG_MARK, APLOG_INFO, 0, r,
+        SCEPLOGNO(
+            00208) "transaction %s: %s to upstream %s (%s, %s, %s, encrypted "
+                   "to %s)",
+        k->transid, what, k->u->url, post ? "POST" : "GET",
+        OBJ_nid2sn(EVP_CIPHER_get_nid(cipher)),
+        OBJ_nid2sn(EVP_MD_get_type(md)),
+        scep_ra_subject(r->pool, k->recipient));
     rv = post ? scep_http_exchange(r->pool, k->u->url,
                                    "operation=PKIOperation", der, len,
                                    "application/x-pki-message", &lim, &rep)
-              : scep_http_exchange(r->pool, k->u->url,
-                                   apr_pstrcat(r->pool, "operation="
-                                               "PKIOperation&message=",
-                                               url_escape_b64(r->pool, der,
-                                                              len), NULL),
-                                   NULL, 0, NULL, &lim, &rep);
+              : scep_http_exchange(
+                  r->pool, k->u->url,
+                  apr_pstrcat(r->pool,
+                              "operation="
+                              "PKIOperation&message=",
+                              url_escape_b64(r->pool, der, len), NULL),
+                  NULL, 0, NULL, &lim, &rep);
     if (rv != APR_SUCCESS) {
         cache_forget(k->u);
         if (!rep.sent) {
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, SCEPLOGNO(00209)
-                          "transaction %s: %s not delivered: upstream %s: %s "
-                          "(NDES event %d)", k->transid, what, k->u->url,
-                          rep.error, k->event);
+            ap_log_rerror(
+                APLOG_MARK, APLOG_ERR, rv, r,
+                SCEPLOGNO(
+                    00209) "transaction %s: %s not delivered: upstream %s: %s "
+                           "(NDES event %d)",
+                k->transid, what, k->u->url, rep.error, k->event);
             return SCEP_UPSTREAM_NOT_DELIVERED;
         }
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, SCEPLOGNO(00210)
-                      "transaction %s: %s maybe delivered, no answer: "
-                      "upstream %s: %s (NDES event %d)", k->transid, what,
-                      k->u->url, rep.error, k->event);
+        ap_log_rerror(
+            APLOG_MARK, APLOG_ERR, rv, r,
+            SCEPLOGNO(00210) "transaction %s: %s maybe delivered, no answer: "
+                             "upstream %s: %s (NDES event %d)",
+            k->transid, what, k->u->url, rep.error, k->event);
         return SCEP_UPSTREAM_MAYBE_DELIVERED;
     }
     if (rep.status != 200
         || strncasecmp(rep.content_type, "application/x-pki-message", 25)) {
         cache_forget(k->u);
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(00211)
-                      "transaction %s: %s maybe delivered, not answered: "
-                      "upstream %s sent HTTP %d, Content-Type '%s', %"
-                      APR_SIZE_T_FMT " bytes (NDES event %d)", k->transid,
-                      what, k->u->url, rep.status, rep.content_type, rep.len,
-                      k->event);
+        ap_log_rerror(
+            APLOG_MARK, APLOG_ERR, 0, r,
+            SCEPLOGNO(
+                00211) "transaction %s: %s maybe delivered, not answered: "
+                       "upstream %s sent HTTP %d, Content-Type '%s', "
+                       "%" APR_SIZE_T_FMT " bytes (NDES event %d)",
+            k->transid, what, k->u->url, rep.status, rep.content_type, rep.len,
+            k->event);
         return SCEP_UPSTREAM_MAYBE_DELIVERED;
     }
     err = scep_msg_parse(r->pool, rep.body, rep.len, &k->opts, &m);
@@ -706,26 +736,28 @@ static apr_status_t exchange(call_t *k, scep_msgtype_e type,
         || memcmp(m->recipient_nonce.data, nonce, sizeof(nonce))
         || !from_upstream || !trusted(k, m->signer, NULL)) {
         cache_forget(k->u);
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(00212)
-                      "transaction %s: %s maybe delivered, the answer is "
-                      "not a CertRep from upstream %s for it: %s (NDES "
-                      "event %d)", k->transid, what, k->u->url,
-                      err != SCEP_OK ? scep_msg_strerror(err)
-                      : m->type != SCEP_MT_CERTREP ? "not a CertRep"
-                      : !m->has_status ? "no pkiStatus"
-                      : m->recipient_nonce.len != sizeof(nonce)
-                            || memcmp(m->recipient_nonce.data, nonce,
-                                      sizeof(nonce))
-                          ? (m->transid.len == strlen(k->transid)
-                             && !memcmp(m->transid.data, k->transid,
-                                        m->transid.len)
-                                 ? "recipientNonce is not our senderNonce"
-                                 : "another transactionID")
-                      : !from_upstream ? "signed by a certificate its "
-                                         "GetCACert did not give"
-                                       : "its signer does not chain to the "
-                                         "upstream CA",
-                      k->event);
+        ap_log_rerror(
+            APLOG_MARK, APLOG_ERR, 0, r,
+            SCEPLOGNO(
+                00212) "transaction %s: %s maybe delivered, the answer is "
+                       "not a CertRep from upstream %s for it: %s (NDES "
+                       "event %d)",
+            k->transid, what, k->u->url,
+            err != SCEP_OK               ? scep_msg_strerror(err)
+            : m->type != SCEP_MT_CERTREP ? "not a CertRep"
+            : !m->has_status             ? "no pkiStatus"
+            : m->recipient_nonce.len != sizeof(nonce)
+                    || memcmp(m->recipient_nonce.data, nonce, sizeof(nonce))
+                ? (m->transid.len == strlen(k->transid)
+                           && !memcmp(m->transid.data, k->transid,
+                                      m->transid.len)
+                       ? "recipientNonce is not our senderNonce"
+                       : "another transactionID")
+            : !from_upstream ? "signed by a certificate its "
+                               "GetCACert did not give"
+                             : "its signer does not chain to the "
+                               "upstream CA",
+            k->event);
         return SCEP_UPSTREAM_MAYBE_DELIVERED;
     }
     if (m->status == SCEP_STATUS_SUCCESS) {
@@ -735,19 +767,21 @@ static apr_status_t exchange(call_t *k, scep_msgtype_e type,
         err = scep_msg_decrypt(r->pool, m, k->ra.sign_key, k->ra.sign_cert,
                                &k->opts);
         if (err == SCEP_E_RECIPIENT && k->ra.enc_cert != k->ra.sign_cert) {
-            err = scep_msg_decrypt(r->pool, m, k->ra.enc_key,
-                                   k->ra.enc_cert, &k->opts);
+            err = scep_msg_decrypt(r->pool, m, k->ra.enc_key, k->ra.enc_cert,
+                                   &k->opts);
         }
         if (err != SCEP_OK) {
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(00213)
-                          "transaction %s: %s maybe delivered: the "
-                          "SUCCESS of upstream %s cannot be opened: %s%s %s "
-                          "(NDES event %d)", k->transid, what, k->u->url,
-                          scep_msg_strerror(err),
-                          err == SCEP_E_CIPHER && m->cipher_nid == NID_des_cbc
-                              ? " (single DES: SCEPAllowDES On accepts it)"
-                              : "",
-                          scep_msg_ossl_errors(r->pool), k->event);
+            ap_log_rerror(
+                APLOG_MARK, APLOG_ERR, 0, r,
+                SCEPLOGNO(
+                    00213) "transaction %s: %s maybe delivered: the "
+                           "SUCCESS of upstream %s cannot be opened: %s%s %s "
+                           "(NDES event %d)",
+                k->transid, what, k->u->url, scep_msg_strerror(err),
+                err == SCEP_E_CIPHER && m->cipher_nid == NID_des_cbc
+                    ? " (single DES: SCEPAllowDES On accepts it)"
+                    : "",
+                scep_msg_ossl_errors(r->pool), k->event);
             return SCEP_UPSTREAM_MAYBE_DELIVERED;
         }
     }
@@ -801,7 +835,7 @@ static void journal_read(call_t *k, const char *path, journal_t *j)
     if (apr_file_info_get(&fi, APR_FINFO_SIZE, f) != APR_SUCCESS
         || fi.size > JOURNAL_MAX) {
         apr_file_close(f);
-        j->state = J_SENT;  /* there but unreadable: assume the worst */
+        j->state = J_SENT; /* there but unreadable: assume the worst */
         return;
     }
     n = (apr_size_t)fi.size;
@@ -840,7 +874,7 @@ static void journal_read(call_t *k, const char *path, journal_t *j)
             }
         }
     }
-    ERR_clear_error();  /* the end of the PEM blocks */
+    ERR_clear_error(); /* the end of the PEM blocks */
     if (j->state == J_ISSUED && sk_X509_num(j->certs) == 0) {
         j->state = J_SENT;
     }
@@ -863,9 +897,12 @@ static apr_status_t journal_write(call_t *k, const char *path, journal_t *j,
 
     j->since = apr_time_now();
     if (bio == NULL
-        || BIO_printf(bio, "mod_scep upstream journal 1\nstate %s\nsince %"
-                      APR_INT64_T_FMT "\n", jstate_names[j->state],
-                      (apr_int64_t)j->since) <= 0
+        || BIO_printf(
+               bio,
+               "mod_scep upstream journal 1\nstate %s\nsince %" APR_INT64_T_FMT
+               "\n",
+               jstate_names[j->state], (apr_int64_t)j->since)
+               <= 0
         || (j->csr && !PEM_write_bio_X509_REQ(bio, j->csr))) {
         return APR_ENOMEM;
     }
@@ -877,8 +914,9 @@ static apr_status_t journal_write(call_t *k, const char *path, journal_t *j,
     n = BIO_get_mem_data(bio, &data);
     len = (apr_size_t)n;
     if (exclusive) {
-        rv = apr_file_open(&f, path, APR_FOPEN_WRITE | APR_FOPEN_CREATE
-                           | APR_FOPEN_EXCL | APR_FOPEN_BINARY,
+        rv = apr_file_open(&f, path,
+                           APR_FOPEN_WRITE | APR_FOPEN_CREATE | APR_FOPEN_EXCL
+                               | APR_FOPEN_BINARY,
                            APR_FPROT_UREAD | APR_FPROT_UWRITE, p);
         if (rv == APR_SUCCESS) {
             rv = apr_file_write_full(f, data, len, NULL);
@@ -887,8 +925,10 @@ static apr_status_t journal_write(call_t *k, const char *path, journal_t *j,
         return rv;
     }
     /* Replaced whole (rename), so a reader never sees half an entry. */
-    rv = apr_file_mktemp(&f, tmpname, APR_FOPEN_WRITE | APR_FOPEN_CREATE
-                         | APR_FOPEN_EXCL | APR_FOPEN_BINARY, p);
+    rv = apr_file_mktemp(&f, tmpname,
+                         APR_FOPEN_WRITE | APR_FOPEN_CREATE | APR_FOPEN_EXCL
+                             | APR_FOPEN_BINARY,
+                         p);
     if (rv == APR_SUCCESS) {
         rv = apr_file_write_full(f, data, len, NULL);
         apr_file_close(f);
@@ -907,10 +947,12 @@ static void journal_note(call_t *k, const char *path, journal_t *j)
     apr_status_t rv = journal_write(k, path, j, 0);
 
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, k->r, SCEPLOGNO(00214)
-                      "transaction %s: cannot write its journal entry %s "
-                      "(state %s)", k->transid, path,
-                      jstate_names[j->state]);
+        ap_log_rerror(
+            APLOG_MARK, APLOG_ERR, rv, k->r,
+            SCEPLOGNO(
+                00214) "transaction %s: cannot write its journal entry %s "
+                       "(state %s)",
+            k->transid, path, jstate_names[j->state]);
     }
 }
 
@@ -945,14 +987,14 @@ static void journal_purge(call_t *k)
     if (apr_dir_open(&d, u->journal, p) != APR_SUCCESS) {
         return;
     }
-    while ((rv = apr_dir_read(&fi, APR_FINFO_NAME | APR_FINFO_MTIME
-                                       | APR_FINFO_TYPE, d)) == APR_SUCCESS
+    while ((rv = apr_dir_read(
+                &fi, APR_FINFO_NAME | APR_FINFO_MTIME | APR_FINFO_TYPE, d))
+               == APR_SUCCESS
            || rv == APR_INCOMPLETE) {
         apr_size_t n = fi.name ? strlen(fi.name) : 0;
         if ((fi.valid & APR_FINFO_MTIME) && fi.filetype == APR_REG && n > 4
             && !strcmp(fi.name + n - 4, ".txn") && now - fi.mtime > keep) {
-            apr_file_remove(apr_pstrcat(p, u->journal, "/", fi.name, NULL),
-                            p);
+            apr_file_remove(apr_pstrcat(p, u->journal, "/", fi.name, NULL), p);
         }
     }
     apr_dir_close(d);
@@ -962,10 +1004,9 @@ static void journal_purge(call_t *k)
  * SCEPPendingRetention. */
 static int journal_expired(call_t *k, const journal_t *j)
 {
-    apr_time_t keep = apr_time_from_sec(j->state == J_ISSUED
-                                            ? scep_conf_issued_retention(k->c)
-                                            : scep_conf_pending_retention(
-                                                  k->c));
+    apr_time_t keep = apr_time_from_sec(
+        j->state == J_ISSUED ? scep_conf_issued_retention(k->c)
+                             : scep_conf_pending_retention(k->c));
 
     return j->state != J_NONE && apr_time_now() - j->since > keep;
 }
@@ -974,7 +1015,7 @@ static int journal_expired(call_t *k, const journal_t *j)
 /* results                                                             */
 
 static void result_issued(apr_pool_t *p, scep_submit_result_t *res,
-                          STACK_OF(X509) *certs)
+                          STACK_OF(X509) * certs)
 {
     memset(res, 0, sizeof(*res));
     res->status = SCEP_SUBMIT_ISSUED;
@@ -999,7 +1040,7 @@ static apr_status_t relay(call_t *k, const char *path, journal_t *j,
                           scep_msg_t *m, scep_submit_result_t *res)
 {
     request_rec *r = k->r;
-    STACK_OF(X509) *certs;
+    STACK_OF(X509) * certs;
     X509 *leaf = NULL;
     EVP_PKEY *want = j->csr ? X509_REQ_get0_pubkey(j->csr) : NULL;
     int i;
@@ -1007,20 +1048,22 @@ static apr_status_t relay(call_t *k, const char *path, journal_t *j,
     if (m->status == SCEP_STATUS_PENDING) {
         memset(res, 0, sizeof(*res));
         res->status = SCEP_SUBMIT_PENDING;
-        res->request_id = apr_pstrcat(r->pool, "upstream:", k->transid,
-                                      NULL);
+        res->request_id = apr_pstrcat(r->pool, "upstream:", k->transid, NULL);
         j->state = J_PENDING;
         journal_note(k, path, j);
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, SCEPLOGNO(00215)
-                      "transaction %s: upstream %s answered PENDING",
-                      k->transid, k->u->url);
+        ap_log_rerror(
+            APLOG_MARK, APLOG_INFO, 0, r,
+            SCEPLOGNO(00215) "transaction %s: upstream %s answered PENDING",
+            k->transid, k->u->url);
         return APR_SUCCESS;
     }
     if (m->status == SCEP_STATUS_FAILURE) {
         journal_drop(k, path);
         result_refused(res, m->failinfo,
-                       apr_psprintf(r->pool, "upstream %s answered FAILURE "
-                                    "%s", k->u->url,
+                       apr_psprintf(r->pool,
+                                    "upstream %s answered FAILURE "
+                                    "%s",
+                                    k->u->url,
                                     scep_failinfo_name(m->failinfo)));
         return APR_SUCCESS;
     }
@@ -1033,13 +1076,17 @@ static apr_status_t relay(call_t *k, const char *path, journal_t *j,
         }
     }
     if (leaf == NULL || !trusted(k, leaf, m->certs)) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(00216)
-                      "transaction %s: upstream %s answered SUCCESS with %s; "
-                      "the device gets nothing (NDES event %d)", k->transid,
-                      k->u->url, leaf ? "a certificate that does not chain "
-                                        "to the upstream CA"
-                                      : "no certificate for the requested "
-                                        "key", k->event);
+        ap_log_rerror(
+            APLOG_MARK, APLOG_ERR, 0, r,
+            SCEPLOGNO(
+                00216) "transaction %s: upstream %s answered SUCCESS with %s; "
+                       "the device gets nothing (NDES event %d)",
+            k->transid, k->u->url,
+            leaf ? "a certificate that does not chain "
+                   "to the upstream CA"
+                 : "no certificate for the requested "
+                   "key",
+            k->event);
         return SCEP_UPSTREAM_MAYBE_DELIVERED;
     }
     certs = sk_X509_new_null();
@@ -1059,10 +1106,11 @@ static apr_status_t relay(call_t *k, const char *path, journal_t *j,
     j->certs = certs;
     journal_note(k, path, j);
     result_issued(r->pool, res, certs);
-    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, SCEPLOGNO(00217)
-                  "transaction %s: upstream %s issued serial %s (%s)",
-                  k->transid, k->u->url, scep_ca_serial_hex(r->pool, leaf),
-                  scep_ra_subject(r->pool, leaf));
+    ap_log_rerror(
+        APLOG_MARK, APLOG_INFO, 0, r,
+        SCEPLOGNO(00217) "transaction %s: upstream %s issued serial %s (%s)",
+        k->transid, k->u->url, scep_ca_serial_hex(r->pool, leaf),
+        scep_ra_subject(r->pool, leaf));
     return APR_SUCCESS;
 }
 
@@ -1092,7 +1140,8 @@ static apr_status_t poll_upstream(call_t *k, const char *path, journal_t *j,
         return SCEP_UPSTREAM_MAYBE_DELIVERED;
     }
     if (scep_msg_issuer_and_subject(r->pool, X509_get_subject_name(k->ca),
-                                    subject, &ias, &ias_len) != SCEP_OK) {
+                                    subject, &ias, &ias_len)
+        != SCEP_OK) {
         return APR_EGENERAL;
     }
     rv = exchange(k, SCEP_MT_CERTPOLL, ias, ias_len, &m);
@@ -1103,11 +1152,13 @@ static apr_status_t poll_upstream(call_t *k, const char *path, journal_t *j,
         && j->csr && (n = i2d_X509_REQ(j->csr, &csr)) > 0) {
         unsigned char *der = apr_pmemdup(r->pool, csr, (apr_size_t)n);
         OPENSSL_free(csr);
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, SCEPLOGNO(00218)
-                      "transaction %s: upstream %s knows no request for "
-                      "this CertPoll (badCertId); sending the PKCSReq again "
-                      "with the same transactionID (RFC 8894 5.2)",
-                      k->transid, k->u->url);
+        ap_log_rerror(
+            APLOG_MARK, APLOG_INFO, 0, r,
+            SCEPLOGNO(
+                00218) "transaction %s: upstream %s knows no request for "
+                       "this CertPoll (badCertId); sending the PKCSReq again "
+                       "with the same transactionID (RFC 8894 5.2)",
+            k->transid, k->u->url);
         rv = exchange(k, SCEP_MT_PKCSREQ, der, (apr_size_t)n, &m);
         if (rv != APR_SUCCESS) {
             return SCEP_UPSTREAM_MAYBE_DELIVERED;
@@ -1116,14 +1167,16 @@ static apr_status_t poll_upstream(call_t *k, const char *path, journal_t *j,
     else if (m->status == SCEP_STATUS_FAILURE && j->state == J_SENT) {
         /* It never answered the PKCSReq: a refused poll may only mean it
          * does not do polls.  Keep the transaction; an operator decides. */
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, SCEPLOGNO(00219)
-                      "transaction %s: upstream %s answered the CertPoll "
-                      "with FAILURE %s and never answered the PKCSReq sent "
-                      "%s: it may have it; not sending it again (journal "
-                      "%s) (NDES event %d)", k->transid, k->u->url,
-                      scep_failinfo_name(m->failinfo),
-                      ap_ht_time(r->pool, j->since, "%Y-%m-%d %H:%M:%S GMT",
-                                 1), path, k->event);
+        ap_log_rerror(
+            APLOG_MARK, APLOG_WARNING, 0, r,
+            SCEPLOGNO(
+                00219) "transaction %s: upstream %s answered the CertPoll "
+                       "with FAILURE %s and never answered the PKCSReq sent "
+                       "%s: it may have it; not sending it again (journal "
+                       "%s) (NDES event %d)",
+            k->transid, k->u->url, scep_failinfo_name(m->failinfo),
+            ap_ht_time(r->pool, j->since, "%Y-%m-%d %H:%M:%S GMT", 1), path,
+            k->event);
         return SCEP_UPSTREAM_MAYBE_DELIVERED;
     }
     return relay(k, path, j, m, res);
@@ -1145,10 +1198,12 @@ static apr_status_t call_init(call_t *k, void *instance, request_rec *r,
     k->event = event;
     if (k->u == NULL || k->c == NULL || k->c->ca == NULL
         || !scep_conf_ra(k->c, &k->ra) || !k->ra.sign_key) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(00220)
-                      "transaction %s: provider scep needs the RA's signing "
-                      "key and certificate at %s (NDES event %d)", transid,
-                      r->uri, event);
+        ap_log_rerror(
+            APLOG_MARK, APLOG_ERR, 0, r,
+            SCEPLOGNO(
+                00220) "transaction %s: provider scep needs the RA's signing "
+                       "key and certificate at %s (NDES event %d)",
+            transid, r->uri, event);
         return APR_EINVAL;
     }
     /* Replies as this location accepts requests: single DES only behind
@@ -1179,8 +1234,8 @@ static apr_status_t scep_submit(void *instance, request_rec *r,
     }
     journal_purge(&k);
     if (csr == NULL) {
-        csr = own_X509_REQ(r->pool, d2i_X509_REQ(NULL, &in,
-                                                 (long)req->csr_len));
+        csr =
+            own_X509_REQ(r->pool, d2i_X509_REQ(NULL, &in, (long)req->csr_len));
     }
     path = csr ? journal_path(&k, X509_REQ_get0_pubkey(csr)) : NULL;
     if (path == NULL) {
@@ -1193,20 +1248,24 @@ static apr_status_t scep_submit(void *instance, request_rec *r,
     }
     for (tries = 0;; tries++) {
         if (j.state == J_ISSUED) {
-            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, SCEPLOGNO(00221)
-                          "transaction %s: issued upstream before; sending "
-                          "the same certificate", k.transid);
+            ap_log_rerror(
+                APLOG_MARK, APLOG_INFO, 0, r,
+                SCEPLOGNO(
+                    00221) "transaction %s: issued upstream before; sending "
+                           "the same certificate",
+                k.transid);
             result_issued(r->pool, res, j.certs);
             return APR_SUCCESS;
         }
         if (j.state != J_NONE) {
-            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, SCEPLOGNO(00222)
-                          "transaction %s: upstream %s has it, or may have "
-                          "it (%s since %s): asking it with CertPoll, not "
-                          "sending the request again", k.transid, k.u->url,
-                          jstate_names[j.state],
-                          ap_ht_time(r->pool, j.since,
-                                     "%Y-%m-%d %H:%M:%S GMT", 1));
+            ap_log_rerror(
+                APLOG_MARK, APLOG_INFO, 0, r,
+                SCEPLOGNO(
+                    00222) "transaction %s: upstream %s has it, or may have "
+                           "it (%s since %s): asking it with CertPoll, not "
+                           "sending the request again",
+                k.transid, k.u->url, jstate_names[j.state],
+                ap_ht_time(r->pool, j.since, "%Y-%m-%d %H:%M:%S GMT", 1));
             j.csr = j.csr ? j.csr : csr;
             return poll_upstream(&k, path, &j, X509_REQ_get_subject_name(csr),
                                  res);
@@ -1227,11 +1286,13 @@ static apr_status_t scep_submit(void *instance, request_rec *r,
             break;
         }
         if (!APR_STATUS_IS_EEXIST(rv) || tries == 3) {
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, SCEPLOGNO(00223)
-                          "transaction %s: cannot write the journal entry "
-                          "%s, so nothing is sent upstream (provider scep's "
-                          "journal directory) (NDES event 31)", k.transid,
-                          path);
+            ap_log_rerror(
+                APLOG_MARK, APLOG_ERR, rv, r,
+                SCEPLOGNO(
+                    00223) "transaction %s: cannot write the journal entry "
+                           "%s, so nothing is sent upstream (provider scep's "
+                           "journal directory) (NDES event 31)",
+                k.transid, path);
             return rv;
         }
         journal_read(&k, path, &j);
@@ -1242,7 +1303,7 @@ static apr_status_t scep_submit(void *instance, request_rec *r,
         rv = exchange(&k, SCEP_MT_PKCSREQ, req->csr, req->csr_len, &m);
     }
     if (rv == SCEP_UPSTREAM_MAYBE_DELIVERED) {
-        return rv;  /* the claim stays: the next attempt polls first */
+        return rv; /* the claim stays: the next attempt polls first */
     }
     if (rv != APR_SUCCESS) {
         journal_drop(&k, path);
@@ -1289,20 +1350,13 @@ static apr_status_t scep_poll(void *instance, request_rec *r,
         result_issued(r->pool, res, j.certs);
         return APR_SUCCESS;
     }
-    return poll_upstream(&k, path, &j,
-                         j.csr ? X509_REQ_get_subject_name(j.csr) : subject,
-                         res);
+    return poll_upstream(
+        &k, path, &j, j.csr ? X509_REQ_get_subject_name(j.csr) : subject, res);
 }
 
 const scep_submit_provider_t scep_submit_scep = {
-    "scep",
-    scep_create,
-    scep_init,
-    scep_child_init,
-    scep_submit,
-    scep_poll,
-    NULL,   /* get_cert: GetCert is not relayed */
-    NULL,   /* get_crl: nor GetCRL */
-    NULL,   /* cert_status: the upstream cannot be asked; renewal refused */
-    0
-};
+    "scep",    scep_create, scep_init, scep_child_init, scep_submit,
+    scep_poll, NULL, /* get_cert: GetCert is not relayed */
+    NULL,            /* get_crl: nor GetCRL */
+    NULL, /* cert_status: the upstream cannot be asked; renewal refused */
+    0};

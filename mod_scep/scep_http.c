@@ -49,8 +49,8 @@ static apr_status_t connect_any(apr_pool_t *p, apr_uri_t *u,
 
     rv = apr_sockaddr_info_get(&sa, u->hostname, APR_UNSPEC, u->port, 0, p);
     if (rv != APR_SUCCESS) {
-        return fail(rep, p, rv, apr_psprintf(p, "cannot resolve %s",
-                                             u->hostname));
+        return fail(rep, p, rv,
+                    apr_psprintf(p, "cannot resolve %s", u->hostname));
     }
     /* Each address in turn, as a browser does. */
     for (; sa; sa = sa->next) {
@@ -67,12 +67,13 @@ static apr_status_t connect_any(apr_pool_t *p, apr_uri_t *u,
         }
         apr_socket_close(s);
     }
-    return fail(rep, p, rv, apr_psprintf(p, "cannot connect to %s:%u",
-                                         u->hostname, (unsigned)u->port));
+    return fail(rep, p, rv,
+                apr_psprintf(p, "cannot connect to %s:%u", u->hostname,
+                             (unsigned)u->port));
 }
 
-static apr_status_t send_all(apr_socket_t *s, const char *buf,
-                             apr_size_t len, apr_time_t deadline)
+static apr_status_t send_all(apr_socket_t *s, const char *buf, apr_size_t len,
+                             apr_time_t deadline)
 {
     while (len > 0) {
         apr_size_t n = len;
@@ -92,9 +93,9 @@ static apr_status_t send_all(apr_socket_t *s, const char *buf,
 }
 
 /* Read until the peer closes, at most max bytes. */
-static apr_status_t recv_all(apr_pool_t *p, apr_socket_t *s,
-                             apr_size_t max, apr_time_t deadline,
-                             char **out, apr_size_t *outlen)
+static apr_status_t recv_all(apr_pool_t *p, apr_socket_t *s, apr_size_t max,
+                             apr_time_t deadline, char **out,
+                             apr_size_t *outlen)
 {
     apr_size_t cap = 8192, n = 0;
     char *buf = apr_palloc(p, cap + 1);
@@ -160,9 +161,8 @@ static const char *header(apr_pool_t *p, const char *head, const char *name)
 }
 
 apr_status_t scep_http_exchange(apr_pool_t *p, const char *url,
-                                const char *query,
-                                const unsigned char *body, apr_size_t len,
-                                const char *content_type,
+                                const char *query, const unsigned char *body,
+                                apr_size_t len, const char *content_type,
                                 const scep_http_limits_t *lim,
                                 scep_http_reply_t *rep)
 {
@@ -193,20 +193,18 @@ apr_status_t scep_http_exchange(apr_pool_t *p, const char *url,
     hostport = strchr(u.hostname, ':')
                    ? apr_psprintf(p, "[%s]:%u", u.hostname, (unsigned)u.port)
                    : apr_psprintf(p, "%s:%u", u.hostname, (unsigned)u.port);
-    req = apr_pstrcat(p, body ? "POST " : "GET ", u.path ? u.path : "/",
-                      query ? "?" : "", query ? query : "",
-                      " HTTP/1.0\r\nHost: ", hostport,
-                      "\r\nUser-Agent: mod_scep\r\nAccept: */*\r\n"
-                      "Connection: close\r\n",
-                      body ? apr_psprintf(p, "Content-Type: %s\r\n"
-                                          "Content-Length: %" APR_SIZE_T_FMT
-                                          "\r\n",
-                                          content_type
-                                              ? content_type
-                                              : "application/octet-stream",
-                                          len)
-                           : "",
-                      "\r\n", NULL);
+    req = apr_pstrcat(
+        p, body ? "POST " : "GET ", u.path ? u.path : "/", query ? "?" : "",
+        query ? query : "", " HTTP/1.0\r\nHost: ", hostport,
+        "\r\nUser-Agent: mod_scep\r\nAccept: */*\r\n"
+        "Connection: close\r\n",
+        body ? apr_psprintf(
+            p,
+            "Content-Type: %s\r\n"
+            "Content-Length: %" APR_SIZE_T_FMT "\r\n",
+            content_type ? content_type : "application/octet-stream", len)
+             : "",
+        "\r\n", NULL);
     /* From here on the upstream may act on what it got. */
     rep->sent = 1;
     rv = send_all(s, req, strlen(req), deadline);
@@ -225,17 +223,17 @@ apr_status_t scep_http_exchange(apr_pool_t *p, const char *url,
         return APR_ENOSPC;
     }
     if (rv != APR_SUCCESS) {
-        return fail(rep, p, rv, APR_STATUS_IS_TIMEUP(rv)
-                                    ? "no complete reply in time"
-                                    : "reading the reply failed");
+        return fail(rep, p, rv,
+                    APR_STATUS_IS_TIMEUP(rv) ? "no complete reply in time"
+                                             : "reading the reply failed");
     }
     if (rawlen < 12 || strncmp(raw, "HTTP/1.", 7) || raw[8] != ' '
         || !apr_isdigit(raw[9]) || !apr_isdigit(raw[10])
         || !apr_isdigit(raw[11])) {
         return fail(rep, p, APR_SUCCESS, "the reply is not HTTP");
     }
-    rep->status = (raw[9] - '0') * 100 + (raw[10] - '0') * 10
-                  + (raw[11] - '0');
+    rep->status =
+        (raw[9] - '0') * 100 + (raw[10] - '0') * 10 + (raw[11] - '0');
     sep = strstr(raw, "\r\n\r\n");
     headlen = sep ? (apr_size_t)(sep - raw) + 4 : 0;
     if (sep == NULL && (sep = strstr(raw, "\n\n")) != NULL) {
@@ -250,9 +248,12 @@ apr_status_t scep_http_exchange(apr_pool_t *p, const char *url,
     te = header(p, raw, "Transfer-Encoding");
     if (te && strcasecmp(te, "identity")) {
         /* Not to be sent to an HTTP/1.0 request (RFC 9112 6.1). */
-        return fail(rep, p, APR_SUCCESS, apr_psprintf(p, "the reply uses "
-                    "Transfer-Encoding %s, which HTTP/1.0 does not know",
-                    te));
+        return fail(
+            rep, p, APR_SUCCESS,
+            apr_psprintf(p,
+                         "the reply uses "
+                         "Transfer-Encoding %s, which HTTP/1.0 does not know",
+                         te));
     }
     rep->content_type = ct ? ct : "";
     rep->body = (const unsigned char *)raw + headlen;

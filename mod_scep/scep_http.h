@@ -21,19 +21,19 @@
 
 /** One exchange. */
 typedef struct {
-    int status;                  /**< HTTP status, 0 when none was read */
-    const char *content_type;    /**< "" when absent */
-    const unsigned char *body;   /**< the entity, not NUL-terminated */
+    int status;                /**< HTTP status, 0 when none was read */
+    const char *content_type;  /**< "" when absent */
+    const unsigned char *body; /**< the entity, not NUL-terminated */
     apr_size_t len;
-    int sent;                    /**< a byte of the request was written */
-    const char *error;           /**< on failure, for the log */
+    int sent;          /**< a byte of the request was written */
+    const char *error; /**< on failure, for the log */
 } scep_http_reply_t;
 
 /** Limits of one exchange. */
 typedef struct {
     apr_interval_time_t connect_timeout;
-    apr_interval_time_t timeout;     /**< the whole exchange */
-    apr_size_t max_body;             /**< a longer reply is an error */
+    apr_interval_time_t timeout; /**< the whole exchange */
+    apr_size_t max_body;         /**< a longer reply is an error */
 } scep_http_limits_t;
 
 /**
@@ -46,9 +46,8 @@ typedef struct {
  * APR_EGENERAL (not HTTP, or cut short).
  */
 apr_status_t scep_http_exchange(apr_pool_t *p, const char *url,
-                                const char *query,
-                                const unsigned char *body, apr_size_t len,
-                                const char *content_type,
+                                const char *query, const unsigned char *body,
+                                apr_size_t len, const char *content_type,
                                 const scep_http_limits_t *lim,
                                 scep_http_reply_t *rep);
 
