@@ -165,6 +165,10 @@ typedef struct {
      *  again from the RA's spool, at the device's poll; a provider whose
      *  CA can tell should look the transaction up before submitting. */
     int retry;
+    /** The certificate that signed the device's pkiMessage: the device's
+     *  own (self-signed), the one a renewal renews, or an RA's in front
+     *  of this one.  Its later polls are signed by it. */
+    X509 *requester_cert;
 } scep_submit_request_t;
 
 /** The CA's answer in detail. */

@@ -58,6 +58,8 @@ static const char *const schema[] = {
     " revoked TEXT,"                 /* when (YYYYMMDDHHMMSSZ), if revoked */
     " reason TEXT,"                  /* CRL reason name, if revoked */
     " recorded INTEGER NOT NULL DEFAULT 0," /* when issued, Unix seconds */
+    " signer TEXT NOT NULL DEFAULT '',"  /* SHA-256 of the key that signed
+                                          the request (an RA in front) */
     " UNIQUE (transid, keyid, renews))",
     /* Requests held for approval (SCEPLocalCAApproval manual), then
      * decided; kept the SCEPPendingRetention of the location they came
@@ -77,6 +79,7 @@ static const char *const schema[] = {
     " expires INTEGER NOT NULL,"     /* received + SCEPPendingRetention */
     " csr TEXT NOT NULL,"            /* PEM */
     " revoke_old INTEGER NOT NULL DEFAULT 0," /* SCEPRenewalRevokeOld */
+    " signer TEXT NOT NULL DEFAULT '',"
     " state TEXT NOT NULL DEFAULT 'pending'," /* pending issued rejected */
     " decided INTEGER,"
     " decided_by TEXT,"
@@ -101,7 +104,7 @@ static const char *const schema[] = {
 static const char *const added_columns[] = {
     "superseded_by TEXT", "revoked TEXT", "reason TEXT",
     "renews TEXT NOT NULL DEFAULT ''", "recorded INTEGER NOT NULL DEFAULT 0",
-    NULL
+    "signer TEXT NOT NULL DEFAULT ''", NULL
 };
 
 /* The prepared statements of a connection. */
@@ -123,8 +126,8 @@ static const char *const statements[ST_COUNT] = {
     "AND keyid = %s AND renews = %s",
     /* ST_INSERT */
     "INSERT INTO scep_issued (serial, transid, keyid, renews, subject, "
-    "template, requester, client, issued, not_after, cert, recorded) "
-    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+    "template, requester, client, issued, not_after, cert, recorded, "
+    "signer) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
     /* ST_STATUS */
     "SELECT COALESCE(revoked, '') FROM scep_issued WHERE serial = %s",
     /* ST_SUPERSEDE */
@@ -135,8 +138,9 @@ static const char *const statements[ST_COUNT] = {
     /* ST_BY_SERIAL: GetCert */
     "SELECT cert FROM scep_issued WHERE serial = %s",
     /* ST_POLL_KEY: CertPoll by the request's key */
-    "SELECT cert FROM scep_issued WHERE transid = %s AND keyid = %s "
-    "AND recorded >= %s ORDER BY recorded DESC",
+    "SELECT cert FROM scep_issued WHERE transid = %s "
+    "AND (keyid = %s OR signer = %s) AND recorded >= %s "
+    "ORDER BY recorded DESC",
     /* ST_POLL_RENEWS: CertPoll signed by the certificate renewed */
     "SELECT cert FROM scep_issued WHERE transid = %s AND renews = %s "
     "AND recorded >= %s ORDER BY recorded DESC",
@@ -166,18 +170,19 @@ static const char *const statements[ST_COUNT] = {
     "AND expires >= %s",
     /* ST_PENDING_POLL */
     "SELECT id, state, COALESCE(serial, ''), COALESCE(reason, ''), csr "
-    "FROM scep_pending WHERE transid = %s AND (keyid = %s OR renews = %s) "
+    "FROM scep_pending WHERE transid = %s "
+    "AND (keyid = %s OR signer = %s OR renews = %s) "
     "AND expires >= %s ORDER BY id DESC",
     /* ST_PENDING_ADD */
     "INSERT INTO scep_pending (transid, keyid, renews, subject, sans, "
     "keytype, template, requester, client, received, expires, csr, "
-    "revoke_old) "
-    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+    "revoke_old, signer) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
     /* ST_PENDING_DROP: a rejected request asked again with a password */
     "DELETE FROM scep_pending WHERE id = %s",
     /* ST_PENDING_ROW */
     "SELECT transid, keyid, renews, template, COALESCE(requester, ''), "
-    "COALESCE(client, ''), csr, revoke_old, state, expires "
+    "COALESCE(client, ''), csr, revoke_old, state, expires, signer "
     "FROM scep_pending WHERE id = %s",
     /* ST_PENDING_LIST */
     "SELECT id, subject, sans, keytype, template, COALESCE(requester, ''), "
@@ -544,6 +549,7 @@ static const char *asn1_time_text(apr_pool_t *p, const ASN1_TIME *t)
 /* Who asked for a certificate: kept with it. */
 typedef struct {
     const char *transid, *keyid, *renews;  /* hashes; renews: a serial */
+    const char *signer;                    /* hash of the signer's key */
     const char *template_name, *requester, *client;
 } origin_t;
 
@@ -557,7 +563,7 @@ static int record(request_rec *r, db_conn_t *db, X509 *x, const origin_t *o)
                    asn1_time_text(r->pool, X509_get0_notBefore(x)),
                    asn1_time_text(r->pool, X509_get0_notAfter(x)),
                    pem_of(r->pool, x, NULL), secs_text(r->pool, now_secs()),
-                   NULL) == 1;
+                   o->signer, NULL) == 1;
 }
 
 /* Now as the revoked column keeps it: YYYYMMDDHHMMSSZ. */
@@ -690,7 +696,8 @@ static apr_status_t hold(request_rec *r, const scep_dir_conf_t *c,
                     o->client ? o->client : "", secs_text(r->pool, now),
                     secs_text(r->pool, now + scep_conf_pending_retention(c)),
                     pem_of(r->pool, NULL, csr),
-                    c->renewal_revoke_old == 1 ? "1" : "0", NULL) == 1;
+                    c->renewal_revoke_old == 1 ? "1" : "0", o->signer,
+                    NULL) == 1;
     /* Not added: a twin from another process was (found here), or the
      * database failed. */
     if (db_row(r, db, ST_PENDING_GET, cols, 1, o->transid, o->keyid,
@@ -871,6 +878,12 @@ static apr_status_t local_submit(void *instance, request_rec *r,
         return APR_EINVAL;
     }
     o.transid = transaction_key(r->pool, req->transaction_id);
+    o.signer = req->requester_cert
+                   ? key_id(r->pool, X509_get_X509_PUBKEY(req->requester_cert))
+                   : NULL;
+    if (o.signer == NULL) {
+        o.signer = "";
+    }
     o.renews = req->renewal_signer
                    ? scep_ca_serial_hex(r->pool, req->renewal_signer) : "";
     o.template_name = t->name;
@@ -909,8 +922,8 @@ static apr_status_t local_poll(void *instance, request_rec *r,
     }
     apr_thread_mutex_lock(db->mutex);
     purge_pending(r, db);
-    found = db_row(r, db, ST_PENDING_POLL, cols, 5, transid, keyid, serial,
-                   secs_text(r->pool, now), NULL);
+    found = db_row(r, db, ST_PENDING_POLL, cols, 5, transid, keyid, keyid,
+                   serial, secs_text(r->pool, now), NULL);
     if (found == 1) {
         csr = pem_csr(r->pool, cols[4]);
         if (!strcmp(cols[1], "issued")) {
@@ -920,7 +933,7 @@ static apr_status_t local_poll(void *instance, request_rec *r,
     else {
         const char *cutoff =
             secs_text(r->pool, now - scep_conf_issued_retention(c));
-        if (db_row(r, db, ST_POLL_KEY, cols, 1, transid, keyid, cutoff,
+        if (db_row(r, db, ST_POLL_KEY, cols, 1, transid, keyid, keyid, cutoff,
                    NULL) == 1
             || db_row(r, db, ST_POLL_RENEWS, cols, 1, transid, serial,
                       cutoff, NULL) == 1) {
@@ -1287,7 +1300,7 @@ static scep_local_result_e decide_locked(request_rec *r,
                                          int approve, const char *reason,
                                          const char **detail)
 {
-    const char *cols[10], *now = secs_text(r->pool, now_secs());
+    const char *cols[11], *now = secs_text(r->pool, now_secs());
     const scep_template_t *t;
     const char *why;
     X509_REQ *csr;
@@ -1295,7 +1308,7 @@ static scep_local_result_e decide_locked(request_rec *r,
     origin_t o;
     int found;
 
-    found = db_row(r, db, ST_PENDING_ROW, cols, 10, id, NULL);
+    found = db_row(r, db, ST_PENDING_ROW, cols, 11, id, NULL);
     if (found < 0) {
         return SCEP_LOCAL_ERROR;
     }
@@ -1331,6 +1344,7 @@ static scep_local_result_e decide_locked(request_rec *r,
     o.template_name = cols[3];
     o.requester = cols[4];
     o.client = cols[5];
+    o.signer = cols[10];
     if (!record(r, db, x, &o)) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(00114)
                       "local CA: cannot record the certificate of request "

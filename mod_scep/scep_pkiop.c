@@ -406,6 +406,7 @@ static int enroll(pkiop_t *op)
     req.template_name = t->name;
     req.transaction_id = transid_text(op);
     req.client_ip = r->useragent_ip;
+    req.requester_cert = op->msg->signer;
 
     chal = scep_conf_challenge(c, &svc);
     pw = scep_ca_request_challenge(r->pool, op->msg->csr, &pwlen);
