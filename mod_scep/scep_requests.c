@@ -142,8 +142,9 @@ static int send_error(request_rec *r, int json, int status, const char *code,
     r->status = status;
     ap_set_content_type(r, "text/html; charset=utf-8");
     ap_rvputs(r, "<!DOCTYPE html>\n<html><head><title>Certificate requests"
-              "</title></head><body>\n<p>", html(r, text), "</p>\n<p><a href=\"",
-              html(r, r->uri), "\">Back to the requests</a></p>\n"
+              "</title></head><body>\n<p>", html(r, text),
+              "</p>\n<p><a href=\"", html(r, r->uri),
+              "\">Back to the requests</a></p>\n"
               "</body></html>\n", NULL);
     return OK;
 }
