@@ -329,7 +329,10 @@ const char *scep_ca_issue(apr_pool_t *p, X509 *ca_cert, EVP_PKEY *ca_key,
             && !add_ext(x, ca_cert, NID_ext_key_usage, t->eku))
         || !add_ext(x, ca_cert, NID_subject_key_identifier, "hash")
         || !add_ext(x, ca_cert, NID_authority_key_identifier,
-                    "keyid,issuer")) {
+                    "keyid,issuer")
+        || (t->crl_url
+            && !add_ext(x, ca_cert, NID_crl_distribution_points,
+                        apr_pstrcat(p, "URI:", t->crl_url, NULL)))) {
         ERR_clear_error();
         return "cannot set the certificate's extensions";
     }

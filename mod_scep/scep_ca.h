@@ -19,6 +19,8 @@ typedef struct {
     unsigned int key_usage;     /* X509v3 KU_* bits set critical; 0: from
                                    the request's KeyUsage */
     const char *eku;            /* comma-separated names or OIDs, or NULL */
+    const char *crl_url;        /* CRL distribution point URI, or NULL (set
+                                   per CA by the caller, not a template's) */
 } scep_template_t;
 
 /** The built-in templates, NDES's default name first; NULL-terminated. */

@@ -97,7 +97,7 @@ static scep_local_result_e decide_locked(request_rec *r,
                    ? SCEP_LOCAL_DONE : SCEP_LOCAL_ERROR;
     }
     csr = scep_db_csr(r->pool, cols[6]);
-    t = scep_conf_template_named(cols[3]);
+    t = scep_conf_issuing(r->pool, c, scep_conf_template_named(cols[3]));
     why = csr == NULL ? "the stored request cannot be read"
           : t == NULL ? apr_psprintf(r->pool, "template %s is no longer "
                                      "configured", cols[3])

@@ -179,7 +179,8 @@ static apr_status_t issue_now(request_rec *r, const scep_dir_conf_t *c,
 
     for (attempt = 0; attempt < 3 && !done; attempt++) {
         why = scep_ca_issue(r->pool, scep_db_ca_cert(c), c->localca_key->key,
-                            scep_conf_hash(c), csr, t, &x);
+                            scep_conf_hash(c), csr,
+                            scep_conf_issuing(r->pool, c, t), &x);
         if (why) {
             refused(res, FAIL_BADREQUEST, why);
             return APR_SUCCESS;

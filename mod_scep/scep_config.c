@@ -89,6 +89,7 @@ void *scep_config_merge_dir(apr_pool_t *p, void *basev, void *addv)
     MERGE_PTR(localca_cert);
     MERGE_PTR(localca_db);
     MERGE_PTR(spool_dir);
+    MERGE_PTR(crl_url);
     MERGE_PTR(template_sig);
     MERGE_PTR(template_enc);
     MERGE_PTR(template_general);
@@ -201,6 +202,20 @@ const scep_template_t *scep_conf_template_named(const char *name)
     return NULL;
 }
 
+const scep_template_t *scep_conf_issuing(apr_pool_t *p,
+                                         const scep_dir_conf_t *c,
+                                         const scep_template_t *t)
+{
+    scep_template_t *copy;
+
+    if (t == NULL || c->crl_url == NULL) {
+        return t;
+    }
+    copy = apr_pmemdup(p, t, sizeof(*t));
+    copy->crl_url = c->crl_url;
+    return copy;
+}
+
 int scep_conf_needs_approval(const scep_dir_conf_t *c, const char *tmpl)
 {
     int i;
@@ -242,6 +257,7 @@ int scep_conf_has_directives(const scep_dir_conf_t *c)
     return scep_conf_is_set(c) || c->hash || c->challenge
            || c->single_password_file || c->template_sig || c->template_enc
            || c->template_general || c->localca_db || c->spool_dir
+           || c->crl_url
            || c->max_request != SCEP_UNSET || c->legacy != SCEP_UNSET
            || c->allow_des != SCEP_UNSET || c->password_max != SCEP_UNSET
            || c->password_validity != SCEP_UNSET
@@ -821,6 +837,21 @@ static const char *scep_cmd_SCEPLocalCADatabase(cmd_parms *cmd, void *dc,
     return NULL;
 }
 
+/* An http(s) or ldap URI, put as is into certificates. */
+static const char *scep_cmd_SCEPLocalCACRLURL(cmd_parms *cmd, void *dc,
+                                              const char *arg)
+{
+    if ((ap_cstr_casecmpn(arg, "http://", 7)
+         && ap_cstr_casecmpn(arg, "https://", 8)
+         && ap_cstr_casecmpn(arg, "ldap://", 7))
+        || strpbrk(arg, ", \t\"") != NULL) {
+        return "SCEPLocalCACRLURL must be an http://, https:// or ldap:// "
+               "URL without spaces, quotes or commas";
+    }
+    ((scep_dir_conf_t *)dc)->crl_url = arg;
+    return NULL;
+}
+
 static const char *scep_cmd_SCEPSpoolDir(cmd_parms *cmd, void *dc,
                                           const char *arg)
 {
@@ -1014,6 +1045,10 @@ const command_rec scep_cmds[] = {
                   SCEP_ANYWHERE,
                   "apr_dbd driver:parameters of the embedded CA's database "
                   "(default sqlite3 in the state directory)"),
+    AP_INIT_TAKE1("SCEPLocalCACRLURL", scep_cmd_SCEPLocalCACRLURL, NULL,
+                  SCEP_ANYWHERE,
+                  "URL put in issued certificates as their CRL distribution "
+                  "point (serve the CRL there with SetHandler scep-crl)"),
     AP_INIT_TAKE1("SCEPSpoolDir", scep_cmd_SCEPSpoolDir, NULL, RSRC_CONF,
                   "directory for requests the CA could not take yet "
                   "(default STATE_DIR/spool)"),

@@ -73,6 +73,7 @@ typedef struct scep_dir_conf_t {
     scep_certfile_t *localca_cert;     /* SCEPLocalCACertificateFile */
     const char *localca_db;            /* SCEPLocalCADatabase driver:params */
     const char *spool_dir;             /* SCEPSpoolDir */
+    const char *crl_url;               /* SCEPLocalCACRLURL */
     const char *template_sig;          /* SCEPSignatureTemplate */
     const char *template_enc;          /* SCEPEncryptionTemplate */
     const char *template_general;      /* SCEPGeneralPurposeTemplate */
@@ -117,6 +118,11 @@ const scep_submit_provider_t *scep_conf_submit(const scep_dir_conf_t *c);
 
 /* The template for a request's KeyUsage (ku < 0: none). */
 const scep_template_t *scep_conf_template(const scep_dir_conf_t *c, int ku);
+
+/* The template t as the local CA of c issues it (its CRL URL added). */
+const scep_template_t *scep_conf_issuing(apr_pool_t *p,
+                                         const scep_dir_conf_t *c,
+                                         const scep_template_t *t);
 
 /* A template by name (SCEPTemplate or built in), or NULL. */
 const scep_template_t *scep_conf_template_named(const char *name);

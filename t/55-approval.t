@@ -371,10 +371,17 @@ sub crl_file {
 }
 
 {
-    my $e = held($K[9], 'revoke me', '/enroll/scep/pkiclient.exe');
+    my $e = held($K[9], 'revoke me', '/enroll/cdp/pkiclient.exe');
     reply_is($e, 0, undef, 'a certificate to revoke');
     my $serial = serial_of($e->{cert});
+    my (undef, $text) = run('openssl', 'x509', '-in', $e->{cert}, '-noout', '-text');
+    like($text, qr/X509v3 CRL Distribution Points:\s*\n\s*Full Name:\s*\n\s*URI:http:\/\/pki\.test\.invalid\/enroll\/crl\/ca\.crl/,
+         'SCEPLocalCACRLURL: the certificate names the CRL file as its distribution point');
     my ($c0, $f0) = crl_file();
+    my $pem0 = "$f0.pem";
+    run('openssl', 'crl', '-inform', 'DER', '-in', $f0, '-out', $pem0);
+    my ($vrc, $vout) = run('openssl', 'verify', '-crl_check', '-CAfile', enroll_ca(), '-CRLfile', $pem0, $e->{cert});
+    ok($vrc == 0 && $vout =~ /: OK/, 'openssl verify -crl_check with that CRL: OK before revocation') or diag($vout);
     is($c0->code, 200, 'the CRL file: 200');
     is($c0->header('Content-Type'), 'application/pkix-crl', 'the CRL file: application/pkix-crl');
     my ($rc, $out) = run('openssl', 'crl', '-inform', 'DER', '-in', $f0, '-noout', '-verify', '-CAfile', enroll_ca());
@@ -396,6 +403,10 @@ sub crl_file {
     is($r->code, 403, 'revoke without a token: 403');
 
     my ($c1, $f1) = crl_file();
+    my $pem1 = "$f1.pem";
+    run('openssl', 'crl', '-inform', 'DER', '-in', $f1, '-out', $pem1);
+    ($vrc, $vout) = run('openssl', 'verify', '-crl_check', '-CAfile', enroll_ca(), '-CRLfile', $pem1, $e->{cert});
+    ok($vrc != 0 && $vout =~ /certificate revoked/, 'openssl verify -crl_check with the new CRL: certificate revoked') or diag($vout);
     ($rc, $out) = run('openssl', 'crl', '-inform', 'DER', '-in', $f1, '-noout', '-text', '-verify', '-CAfile', enroll_ca());
     ok($rc == 0 && $out =~ /verify OK/, 'the new CRL verifies') or diag($out);
     like($out, qr/Serial Number: 0?\Q$serial\E\s+Revocation Date:.*\n\s+CRL entry extensions:\s+X509v3 CRL Reason Code:\s+Key Compromise/i,

@@ -896,6 +896,46 @@ static const char *serial_expected(apr_pool_t *p, X509 *x)
     return hex;
 }
 
+/* A CRL distribution point the caller sets (SCEPLocalCACRLURL). */
+static void test_crl_url(void)
+{
+    apr_pool_t *p;
+    scep_template_t t = scep_ca_builtin_templates[0];
+    X509 *x;
+    STACK_OF(DIST_POINT) *dps;
+    const char *uri = "http://pki.example.com/crl/ca.crl";
+
+    apr_pool_create(&p, root);
+    t.crl_url = uri;
+    x = issue_ok(p, pki->ca_cert, pki->ca_key,
+                 testpki_csr(p, testpki_rsa_key(4), "/CN=cdp", NULL), &t,
+                 "template with a CRL URL");
+    dps = x ? X509_get_ext_d2i(x, NID_crl_distribution_points, NULL, NULL)
+            : NULL;
+    ok(dps && sk_DIST_POINT_num(dps) == 1, "CRL URL: one distribution point");
+    if (dps && sk_DIST_POINT_num(dps) == 1) {
+        DIST_POINT *dp = sk_DIST_POINT_value(dps, 0);
+        GENERAL_NAME *gn = dp->distpoint && dp->distpoint->type == 0
+                               ? sk_GENERAL_NAME_value(
+                                     dp->distpoint->name.fullname, 0)
+                               : NULL;
+        ok(gn && gn->type == GEN_URI
+               && (size_t)gn->d.uniformResourceIdentifier->length
+                      == strlen(uri)
+               && !memcmp(gn->d.uniformResourceIdentifier->data, uri,
+                          strlen(uri)),
+           "CRL URL: the URI, as given");
+    }
+    sk_DIST_POINT_pop_free(dps, DIST_POINT_free);
+    t.crl_url = NULL;
+    x = issue_ok(p, pki->ca_cert, pki->ca_key,
+                 testpki_csr(p, testpki_rsa_key(4), "/CN=no cdp", NULL), &t,
+                 "template without a CRL URL");
+    ok(x && X509_get_ext_by_NID(x, NID_crl_distribution_points, -1) < 0,
+       "no CRL URL: no distribution point");
+    apr_pool_destroy(p);
+}
+
 static void test_hex(void)
 {
     apr_pool_t *p;
@@ -1088,6 +1128,7 @@ int main(void)
     test_template_ku_from_request();
     test_accepted();
     test_refused();
+    test_crl_url();
     test_hex();
     test_ca_without_ski();
     test_ec_ca();
