@@ -1202,6 +1202,8 @@ static apr_status_t exec_submit(void *instance, request_rec *r,
     set_env(&call, "SCEP_KEY_USAGE", key_usage_text(r->pool, csr));
     set_env(&call, "SCEP_REQUESTER", req->requester);
     set_env(&call, "SCEP_KEY_ID", key_id);
+    /* The RA sends it again after a fault: the CA may have it already. */
+    set_env(&call, "SCEP_RETRY", req->retry ? "1" : "0");
     X509_REQ_free(own);
     call.stdin_file = file = work_file(&call, "request.csr", csr_pem);
     if (file) {

@@ -326,6 +326,7 @@ SH
     is($env{SCEP_REQUESTER}, 'alice', 'SCEP_REQUESTER: who issued the password');
     is($env{SCEP_CLIENT_IP}, '127.0.0.1', 'SCEP_CLIENT_IP');
     is($env{SCEP_URI}, $FAKE, 'SCEP_URI');
+    is($env{SCEP_RETRY}, '0', 'SCEP_RETRY 0: a first submission');
     my ($krc, $spki) = run('openssl', 'pkey', '-in', $K[8], '-pubout', '-outform', 'DER',
                            '-out', File::Spec->catfile(tmpdir(), 'x60-spki.der'));
     is($env{SCEP_KEY_ID}, sha256_hex(slurp(File::Spec->catfile(tmpdir(), 'x60-spki.der')) // ''),
