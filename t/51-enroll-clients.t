@@ -171,25 +171,10 @@ SKIP: {
 
 SKIP: {
     skip 'no certmonger', 1 unless $certmonger && $getcert;
-    my $d = tempdir('certmonger-XXXXXX', DIR => tmpdir());
-    mkdir "$d/$_" or die "mkdir $d/$_: $!" for qw(requests cas tmp local config);
     my $pw = enroll_password();
-    my $subject = "CN=certmonger device,O=$O";
-    spew("$d/run.sh", <<SH);
-getcert add-scep-ca -c modscep -u '$URL' || exit 10
-getcert request -c modscep -k '$d/key.pem' -f '$d/cert.pem' -N '$subject' -L '$pw' -w -v
-rc=\$?
-getcert list
-exit \$rc
-SH
-    local %ENV = (%ENV,
-        CERTMONGER_REQUESTS_DIR => "$d/requests", CERTMONGER_CAS_DIR => "$d/cas",
-        CERTMONGER_TMPDIR => "$d/tmp", CERTMONGER_LOCAL_CA_DIR => "$d/local",
-        CERTMONGER_CONFIG_DIR => "$d/config", CERTMONGER_SYSTEM_LOCK_FILE => "$d/lock");
     my $size = access_log_size();
     log_watch();
-    my ($rc, $out) = run('timeout', '60', $certmonger, '-n', '-L', '-P', "$d/socket",
-                         '-c', "sh $d/run.sh");
+    my ($rc, $out, $d) = certmonger_request($URL, 'modscep', "CN=certmonger device,O=$O", $pw);
     is($rc, 0, 'certmonger: getcert request -w succeeds') or diag($out);
     like($out, qr/status: MONITORING/, 'certmonger: the request is MONITORING (issued)')
         or diag($out);

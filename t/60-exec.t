@@ -150,23 +150,8 @@ my $getcert = which_client('getcert');
 ok($certmonger && $getcert, 'certmonger and getcert are installed (certmonger)');
 SKIP: {
     skip 'no certmonger', 3 unless $certmonger && $getcert;
-    my $d = tempdir('certmonger-XXXXXX', DIR => tmpdir());
-    mkdir "$d/$_" or die "mkdir $d/$_: $!" for qw(requests cas tmp local config);
-    my $pw = enroll_password();
-    my $url = enroll_url($OPENSSL);
-    spew("$d/run.sh", <<SH);
-getcert add-scep-ca -c execca -u '$url' || exit 10
-getcert request -c execca -k '$d/key.pem' -f '$d/cert.pem' -N 'CN=exec certmonger,O=$O' -L '$pw' -w -v
-rc=\$?
-getcert list
-exit \$rc
-SH
-    local %ENV = (%ENV,
-        CERTMONGER_REQUESTS_DIR => "$d/requests", CERTMONGER_CAS_DIR => "$d/cas",
-        CERTMONGER_TMPDIR => "$d/tmp", CERTMONGER_LOCAL_CA_DIR => "$d/local",
-        CERTMONGER_CONFIG_DIR => "$d/config", CERTMONGER_SYSTEM_LOCK_FILE => "$d/lock");
-    my ($crc, $cout) = run('timeout', '60', $certmonger, '-n', '-L', '-P', "$d/socket",
-                           '-c', "sh $d/run.sh");
+    my ($crc, $cout, $d) = certmonger_request(enroll_url($OPENSSL), 'execca',
+                                              "CN=exec certmonger,O=$O", enroll_password());
     is($crc, 0, 'certmonger through openssl ca: getcert request -w succeeds') or diag($cout);
     cert_ok("$d/cert.pem", 'certmonger through openssl ca: the certificate', key => "$d/key.pem",
             subject => "CN=exec certmonger,O=$O");

@@ -139,23 +139,8 @@ SKIP: {
 
 SKIP: {
     skip 'no certmonger', 1 unless $certmonger && $getcert;
-    my $d = tempdir('u61-cm-XXXXXX', DIR => tmpdir());
-    mkdir "$d/$_" or die "mkdir $d/$_: $!" for qw(requests cas tmp local config);
-    my $url = enroll_url($CHAIN);
-    my $pw = enroll_password();
-    spew("$d/run.sh", <<SH);
-getcert add-scep-ca -c upstream -u '$url' || exit 10
-getcert request -c upstream -k '$d/key.pem' -f '$d/cert.pem' -N 'CN=upstream certmonger,O=$O' -L '$pw' -w -v
-rc=\$?
-getcert list
-exit \$rc
-SH
-    local %ENV = (%ENV,
-        CERTMONGER_REQUESTS_DIR => "$d/requests", CERTMONGER_CAS_DIR => "$d/cas",
-        CERTMONGER_TMPDIR => "$d/tmp", CERTMONGER_LOCAL_CA_DIR => "$d/local",
-        CERTMONGER_CONFIG_DIR => "$d/config", CERTMONGER_SYSTEM_LOCK_FILE => "$d/lock");
-    my ($rc, $out) = run('timeout', '60', $certmonger, '-n', '-L', '-P', "$d/socket",
-                         '-c', "sh $d/run.sh");
+    my ($rc, $out, $d) = certmonger_request(enroll_url($CHAIN), 'upstream',
+                                            "CN=upstream certmonger,O=$O", enroll_password());
     is($rc, 0, 'chain: certmonger (GET) enrolls through the RA') or diag($out);
     cert_ok("$d/cert.pem", 'chain: certmonger: the certificate', key => "$d/key.pem",
             subject => "O=$O,CN=upstream certmonger");

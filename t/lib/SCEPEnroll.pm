@@ -17,6 +17,7 @@ use warnings FATAL => 'all';
 
 use Exporter 'import';
 use File::Spec;
+use File::Temp qw(tempdir);
 use IO::Socket::INET;
 use POSIX ();
 use Time::Local qw(timegm);
@@ -34,7 +35,7 @@ our @EXPORT = qw(
     pkimessage send_message read_reply enroll cert_ok cert_info
     db_query transid enroll_ca ra_sign ra_enc which_client enroll_diag
     csr_subject to_ber run_out access_log_size access_log_since
-    ias_file iasubj_file db_file scepadm serial_key
+    ias_file iasubj_file db_file scepadm serial_key certmonger_request
     $ENROLL_SCEP
 );
 
@@ -639,6 +640,33 @@ sub reply_is {
         Test::More::is($r->{pkiStatus}, $status, "pkiStatus $status");
         Test::More::is($r->{failInfo}, $fail // '-', 'failInfo ' . ($fail // 'absent'));
     }) or Test::More::diag(enroll_diag($e), "\n", $r->{text} // '');
+}
+
+
+# certmonger_request URL, CA_NAME, SUBJECT, PASSWORD: certmonger as a
+# private daemon (its own directories and socket, no system bus) adds URL
+# as a SCEP CA and requests a certificate for SUBJECT, waiting for it
+# (getcert request -w).  Returns (exit status, output, directory): the
+# directory holds key.pem, cert.pem and certmonger's requests/.
+sub certmonger_request {
+    my ($url, $ca, $subject, $pw) = @_;
+    my $certmonger = which_client('certmonger') or return (127, 'no certmonger', undef);
+    my $d = tempdir('certmonger-XXXXXX', DIR => tmpdir());
+    mkdir "$d/$_" or die "mkdir $d/$_: $!" for qw(requests cas tmp local config);
+    spew("$d/run.sh", <<SH);
+getcert add-scep-ca -c '$ca' -u '$url' || exit 10
+getcert request -c '$ca' -k '$d/key.pem' -f '$d/cert.pem' -N '$subject' -L '$pw' -w -v
+rc=\$?
+getcert list
+exit \$rc
+SH
+    local %ENV = (%ENV,
+        CERTMONGER_REQUESTS_DIR => "$d/requests", CERTMONGER_CAS_DIR => "$d/cas",
+        CERTMONGER_TMPDIR => "$d/tmp", CERTMONGER_LOCAL_CA_DIR => "$d/local",
+        CERTMONGER_CONFIG_DIR => "$d/config", CERTMONGER_SYSTEM_LOCK_FILE => "$d/lock");
+    my ($rc, $out) = run('timeout', '60', $certmonger, '-n', '-L', '-P', "$d/socket",
+                         '-c', "sh $d/run.sh");
+    return ($rc, $out, $d);
 }
 
 1;
