@@ -382,6 +382,7 @@ sub group_members {
     my $t0 = time;
     my $e = enroll($K[9], password => $pw, path => $FAKE,
                    subject => [[O => $O], [CN => 'exec hang']]);
+    my $hung = $e;
     my $took = time - $t0;
     my @log = log_lines(qr/SCEP02004|SCEP00092/);
     reply_is($e, 3, undef, 'a hanging command: the device gets PENDING');
@@ -409,6 +410,14 @@ sub group_members {
                 subject => [[O => $O], [CN => 'exec after hang']]);
     reply_is($e, 2, 3, 'after the timeout: the next request is answered (the password kept)');
     cmp_ok(time - $t0, '<', 5, 'at once');
+
+    # the device polls: the RA submits the spooled request again, saying so
+    my $p = enroll($K[9], msgtype => 20, transid => $hung->{msg}{transid}, csr => $hung->{csr},
+                   content => iasubj_file(subject_from => $hung->{csr}), path => $FAKE);
+    reply_is($p, 2, 3, 'the poll after the hang: the command is asked again, its answer relayed');
+    my %env = map { /^([^=]+)=(.*)$/ ? ($1 => $2) : () } split /\n/, slurp("$fake/last/env") // '';
+    is($env{SCEP_TRANSACTION_ID}, $hung->{msg}{transid}, 'the retry is the hung transaction');
+    is($env{SCEP_RETRY}, '1', 'SCEP_RETRY 1: a retry from the RA\'s spool');
 }
 
 # fault MODE, LOG_RE, NAME: the command misbehaves: a CA fault.  The
