@@ -434,7 +434,7 @@ static apr_status_t exec_init(void *instance, apr_pool_t *pconf,
                                     apr_pstrcat(ptemp, dir, "/pending",
                                                 NULL))) != APR_SUCCESS
             || (rv = make_spool_dir(ptemp, s,
-                                    apr_pstrcat(ptemp, dir, "/work", NULL)))
+                                    apr_pstrcat(ptemp, dir, "/runs", NULL)))
                    != APR_SUCCESS) {
             return rv;
         }
@@ -508,7 +508,7 @@ static apr_status_t make_workdir(exec_call_t *call)
         apr_snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
     }
     call->workdir = apr_pstrcat(r->pool, spool_dir(r->pool, r->server),
-                                "/work/", hex, NULL);
+                                "/runs/", hex, NULL);
     rv = apr_dir_make(call->workdir, APR_FPROT_UREAD | APR_FPROT_UWRITE
                                          | APR_FPROT_UEXECUTE, r->pool);
     if (rv != APR_SUCCESS) {
