@@ -142,45 +142,61 @@ static X509_CRL *make_crl(request_rec *r, const scep_dir_conf_t *c,
     return crl;
 }
 
-/* The current CRL (the mutex held, in a database transaction): the one
- * in scep_crl while it lists what is revoked and is less than half its
- * validity old, else a new one put there, numbered after every earlier
- * one (at least the time, so a lost table does not restart at 1). */
-static X509_CRL *current_crl(request_rec *r, const scep_dir_conf_t *c,
-                             scep_db_t *db)
+/* The CRL in scep_crl, while it lists what is revoked and is less than
+ * half its validity old (the mutex held; reads only); NULL when a new one
+ * is due.  Parsed once per process. */
+static X509_CRL *stored_crl(request_rec *r, const scep_dir_conf_t *c,
+                            scep_db_t *db, const char **state,
+                            const char **kind)
 {
-    apr_time_t now = scep_db_now();
     apr_time_t half = (c->crl_days > 0 ? c->crl_days : 7) * 43200;
-    const char *cols[4], *state, *kind, *key, *pem;
-    apr_int64_t number;
+    const char *cols[4], *key;
     X509_CRL *crl;
     BIO *bio;
 
     if (scep_db_row(r, db, ST_CRL_STATE, cols, 2, NULL) != 1) {
         return NULL;
     }
-    state = apr_pstrcat(r->pool, cols[0], "/", cols[1], NULL);
+    *state = apr_pstrcat(r->pool, cols[0], "/", cols[1], NULL);
     /* Locations of one CA may differ in validity and hash. */
-    kind = apr_psprintf(r->pool, "%d/%s", c->crl_days,
-                        EVP_MD_get0_name(scep_conf_hash(c)));
-    if (scep_db_row(r, db, ST_CRL_GET, cols, 4, kind, NULL) == 1
-        && !strcmp(cols[0], state) && now - apr_atoi64(cols[1]) < half) {
-        key = apr_pstrcat(r->pool, kind, "/", cols[1], "/", cols[2], NULL);
-        if (db->crl && !strcmp(db->crl_key, key)) {
-            return db->crl;
-        }
-        bio = BIO_new_mem_buf(cols[3], -1);
-        crl = bio ? PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL) : NULL;
-        BIO_free(bio);
-        if (crl) {
-            X509_CRL_free(db->crl);
-            db->crl = crl;
-            apr_cpystrn(db->crl_key, key, sizeof(db->crl_key));
-            return crl;
-        }
-    }
-    if (scep_db_row(r, db, ST_CRL_NUMBER, cols, 1, NULL) != 1) {
+    *kind = apr_psprintf(r->pool, "%d/%s", c->crl_days,
+                         EVP_MD_get0_name(scep_conf_hash(c)));
+    if (scep_db_row(r, db, ST_CRL_GET, cols, 4, *kind, NULL) != 1
+        || strcmp(cols[0], *state)
+        || scep_db_now() - apr_atoi64(cols[1]) >= half) {
         return NULL;
+    }
+    key = apr_pstrcat(r->pool, *kind, "/", cols[1], "/", cols[2], NULL);
+    if (db->crl && !strcmp(db->crl_key, key)) {
+        return db->crl;
+    }
+    bio = BIO_new_mem_buf(cols[3], -1);
+    crl = bio ? PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL) : NULL;
+    BIO_free(bio);
+    if (crl) {
+        X509_CRL_free(db->crl);
+        db->crl = crl;
+        apr_cpystrn(db->crl_key, key, sizeof(db->crl_key));
+    }
+    return crl;
+}
+
+/* A new CRL put in scep_crl (the mutex held, in a database transaction,
+ * so one process at a time), numbered after every earlier one (at least
+ * the time, so a lost table does not restart at 1); or the one another
+ * process has just put there. */
+static X509_CRL *new_crl(request_rec *r, const scep_dir_conf_t *c,
+                         scep_db_t *db)
+{
+    apr_time_t now = scep_db_now();
+    const char *cols[1], *state = NULL, *kind = NULL, *pem;
+    apr_int64_t number;
+    X509_CRL *crl = stored_crl(r, c, db, &state, &kind);
+    BIO *bio;
+
+    if (crl || state == NULL
+        || scep_db_row(r, db, ST_CRL_NUMBER, cols, 1, NULL) != 1) {
+        return crl;
     }
     number = apr_atoi64(cols[0]) + 1;
     if (number < now) {
@@ -213,24 +229,25 @@ apr_status_t scep_ca_local_crl(request_rec *r, const scep_dir_conf_t *c,
                         ? scep_db_connect(r, scep_ca_local_db(r->pool, c))
                         : NULL;
     apr_dbd_transaction_t *trans = NULL;
+    const char *state = NULL, *kind = NULL;
     X509_CRL *crl;
 
     if (db == NULL) {
         return APR_EGENERAL;
     }
     apr_thread_mutex_lock(db->mutex);
-    /* One process at a time decides and signs. */
-    if (apr_dbd_transaction_start(db->driver, r->pool, db->handle, &trans)
-        != 0) {
-        apr_thread_mutex_unlock(db->mutex);
-        return APR_EGENERAL;
+    /* Most of the time the stored CRL is current: no write lock then. */
+    crl = stored_crl(r, c, db, &state, &kind);
+    if (crl == NULL
+        && apr_dbd_transaction_start(db->driver, r->pool, db->handle, &trans)
+               == 0) {
+        crl = new_crl(r, c, db);
+        if (crl == NULL) {
+            apr_dbd_transaction_mode_set(db->driver, trans,
+                                         APR_DBD_TRANSACTION_ROLLBACK);
+        }
+        apr_dbd_transaction_end(db->driver, r->pool, trans);
     }
-    crl = current_crl(r, c, db);
-    if (crl == NULL) {
-        apr_dbd_transaction_mode_set(db->driver, trans,
-                                     APR_DBD_TRANSACTION_ROLLBACK);
-    }
-    apr_dbd_transaction_end(db->driver, r->pool, trans);
     if (crl) {
         X509_CRL_up_ref(crl);
         *out = own_X509_CRL(r->pool, crl);
