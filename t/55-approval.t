@@ -209,6 +209,12 @@ is($j && $j->{error}, 'conflict', 'error conflict');
     is($r->code, 404, 'rejecting an unknown request: 404');
     ($r, $a) = post('alice', { action => 'frobnicate', id => $p->{id}, token => $l->{csrf_token} });
     is($r->code, 400, 'an unknown action: 400');
+    ($r, $a) = post('alice', { action => 'reject', id => $p->{id}, token => $l->{csrf_token},
+                               reason => 'x' x 9000 });
+    is($r->code, 400, 'a form over 8 KB: 400');
+    is($a && $a->{error}, 'bad_form', 'a form over 8 KB: error bad_form');
+    $r = admin_request('DELETE', $REQ, 'alice', base => enroll_base(), json => 1);
+    is($r->code, 405, 'approval page: DELETE gets 405');
 }
 
 # --- the HTML page: escaped, with forms carrying the token ---
@@ -388,6 +394,8 @@ sub crl_file {
     ok($rc == 0 && $out =~ /verify OK/, 'the CRL file verifies against the CA') or diag($out);
     my ($c0b) = crl_file();
     is($c0b->content, $c0->content, 'nothing revoked since: the same CRL (not signed again)');
+    my $post = Apache::TestRequest::POST(enroll_url('/enroll/crl/ca.crl'), content => 'x');
+    is($post->code, 405, 'the CRL file: POST gets 405');
 
     my $tok = token();
     my ($r, $a) = post('alice', { action => 'revoke', serial => $serial, reason => 'keyCompromise', token => $tok });
