@@ -29,7 +29,7 @@ APLOG_USE_MODULE(scep);
 #define FULL_TEXT "The password cache is full."
 #define HTTPS_TEXT "Challenge passwords are only given out over HTTPS."
 
-static int wants_json(request_rec *r)
+int scep_admin_wants_json(request_rec *r)
 {
     const char *accept = apr_table_get(r->headers_in, "Accept");
 
@@ -105,7 +105,7 @@ static const char *validity_sentence(request_rec *r, apr_time_t secs)
                        secs / 60);
 }
 
-static int send_json(request_rec *r, int status, const char *body)
+int scep_admin_send_json(request_rec *r, int status, const char *body)
 {
     r->status = status;
     ap_set_content_type(r, "application/json");
@@ -118,7 +118,7 @@ static int refuse(request_rec *r, const scep_dir_conf_t *c, int json,
                   int status, const char *code, const char *text)
 {
     if (json) {
-        return send_json(r, status,
+        return scep_admin_send_json(r, status,
                          apr_psprintf(r->pool, "{\"error\":\"%s\","
                                       "\"message\":\"%s\"}", code, text));
     }
@@ -135,7 +135,7 @@ int scep_admin_handle(request_rec *r)
     scep_challenge_service_t svc;
     const char *pw = NULL, *md5, *sha256, *subject;
     apr_time_t expires = 0;
-    int json = wants_json(r);
+    int json = scep_admin_wants_json(r);
     X509 *ca;
 
     /* Passwords must never be cached by browsers or proxies. */
@@ -202,7 +202,7 @@ int scep_admin_handle(request_rec *r)
             }
         }
         *q = '\0';
-        return send_json(r, HTTP_CREATED, apr_psprintf(r->pool,
+        return scep_admin_send_json(r, HTTP_CREATED, apr_psprintf(r->pool,
             "{\"password\":\"%s\",\"expires\":%s,"
             "\"ca_thumbprint_sha256\":\"%s\",\"ca_thumbprint_md5\":\"%s\"}",
             pw, expires ? apr_pstrcat(r->pool, "\"",

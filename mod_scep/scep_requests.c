@@ -114,30 +114,14 @@ static const char *iso_time(request_rec *r, apr_time_t t)
     return ap_ht_time(r->pool, t, "%Y-%m-%dT%H:%M:%SZ", 1);
 }
 
-static int wants_json(request_rec *r)
-{
-    const char *accept = apr_table_get(r->headers_in, "Accept");
-
-    return (r->args && ap_strstr_c(r->args, "format=json"))
-           || (accept && ap_strcasestr(accept, "application/json"));
-}
-
-static int send_json(request_rec *r, int status, const char *body)
-{
-    r->status = status;
-    ap_set_content_type(r, "application/json");
-    ap_rputs(body, r);
-    ap_rputs("\n", r);
-    return OK;
-}
-
 static int send_error(request_rec *r, int json, int status, const char *code,
                       const char *text)
 {
     if (json) {
-        return send_json(r, status, apr_psprintf(r->pool,
-                         "{\"error\":%s,\"message\":%s}",
-                         json_str(r->pool, code), json_str(r->pool, text)));
+        return scep_admin_send_json(r, status, apr_psprintf(r->pool,
+                                    "{\"error\":%s,\"message\":%s}",
+                                    json_str(r->pool, code),
+                                    json_str(r->pool, text)));
     }
     r->status = status;
     ap_set_content_type(r, "text/html; charset=utf-8");
@@ -182,7 +166,8 @@ static int list_json(request_rec *r, apr_array_header_t *list,
             json_str(r->pool, iso_time(r, p->received)),
             p->renewal ? "true" : "false"), NULL);
     }
-    return send_json(r, HTTP_OK, apr_pstrcat(r->pool, out, "]}", NULL));
+    return scep_admin_send_json(r, HTTP_OK,
+                                apr_pstrcat(r->pool, out, "]}", NULL));
 }
 
 /* A form posting one action back here. */
@@ -331,12 +316,13 @@ static int act(request_rec *r, const scep_dir_conf_t *c, int json)
                           "certificate serial %s revoked by %s (reason %s)",
                           serial, r->user, reason ? reason : "unspecified");
             msg = apr_psprintf(r->pool, "Certificate %s revoked.", serial);
-            return json ? send_json(r, HTTP_OK, apr_psprintf(r->pool,
-                              "{\"serial\":%s,\"status\":\"revoked\","
-                              "\"reason\":%s}", json_str(r->pool, serial),
-                              json_str(r->pool, reason ? reason
-                                                       : "unspecified")))
-                        : show(r, c, 0, msg);
+            if (!json) {
+                return show(r, c, 0, msg);
+            }
+            return scep_admin_send_json(r, HTTP_OK, apr_psprintf(r->pool,
+                       "{\"serial\":%s,\"status\":\"revoked\",\"reason\":%s}",
+                       json_str(r->pool, serial),
+                       json_str(r->pool, reason ? reason : "unspecified")));
         }
     }
     else if (action && (!strcmp(action, "approve")
@@ -358,13 +344,14 @@ static int act(request_rec *r, const scep_dir_conf_t *c, int json)
                                          "gets it when it next polls.", id,
                                          detail)
                           : apr_psprintf(r->pool, "Request %s rejected.", id);
-            return json ? send_json(r, HTTP_OK, apr_psprintf(r->pool,
-                              "{\"id\":%s,\"status\":\"%s\"%s%s}",
-                              json_str(r->pool, id),
-                              approve ? "issued" : "rejected",
-                              approve ? ",\"serial\":" : "",
-                              approve ? json_str(r->pool, detail) : ""))
-                        : show(r, c, 0, msg);
+            if (!json) {
+                return show(r, c, 0, msg);
+            }
+            return scep_admin_send_json(r, HTTP_OK, apr_psprintf(r->pool,
+                       "{\"id\":%s,\"status\":\"%s\"%s%s}",
+                       json_str(r->pool, id), approve ? "issued" : "rejected",
+                       approve ? ",\"serial\":" : "",
+                       approve ? json_str(r->pool, detail) : ""));
         }
         if (rv == SCEP_LOCAL_REFUSED) {
             ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(00123)
@@ -402,7 +389,7 @@ int scep_requests_handle(request_rec *r)
 {
     const scep_dir_conf_t *c =
         ap_get_module_config(r->per_dir_config, &scep_module);
-    int json = wants_json(r);
+    int json = scep_admin_wants_json(r);
 
     apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
     if (r->method_number != M_GET && r->method_number != M_POST) {
