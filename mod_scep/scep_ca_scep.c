@@ -235,12 +235,9 @@ static apr_status_t scep_init(void *instance, apr_pool_t *pconf,
         return rv;
     }
     if (geteuid() == 0 && chown(u->journal, ap_unixd_config.user_id, -1)) {
-        ap_log_error(
-            APLOG_MARK, APLOG_EMERG, 0, s,
-            SCEPLOGNO(
-                00201) "provider scep (%s): cannot give the journal directory "
-                       "%s to the httpd user",
-            u->url, u->journal);
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, SCEPLOGNO(00201)
+                     "provider scep (%s): cannot give the journal directory "
+                     "%s to the httpd user", u->url, u->journal);
         return APR_EGENERAL;
     }
     return APR_SUCCESS;
@@ -357,12 +354,10 @@ static apr_status_t fetch_ca(call_t *k, const unsigned char **der,
     rv = scep_http_exchange(r->pool, k->u->url, "operation=GetCACaps", NULL, 0,
                             NULL, &lim, &rep);
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(
-            APLOG_MARK, APLOG_ERR, rv, r,
-            SCEPLOGNO(
-                00202) "transaction %s: upstream %s not reached, nothing "
-                       "delivered: GetCACaps: %s (NDES event %d)",
-            k->transid, k->u->url, rep.error, k->event);
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, SCEPLOGNO(00202)
+                      "transaction %s: upstream %s not reached, nothing "
+                      "delivered: GetCACaps: %s (NDES event %d)",
+                      k->transid, k->u->url, rep.error, k->event);
         return SCEP_UPSTREAM_NOT_DELIVERED;
     }
     /* RFC 8894 3.5.1: an error means no capabilities. */
@@ -377,12 +372,10 @@ static apr_status_t fetch_ca(call_t *k, const unsigned char **der,
         rv = APR_EGENERAL;
     }
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(
-            APLOG_MARK, APLOG_ERR, rv, r,
-            SCEPLOGNO(
-                00203) "transaction %s: upstream %s: no CA certificates, "
-                       "nothing delivered: GetCACert: %s (NDES event %d)",
-            k->transid, k->u->url, rep.error, k->event);
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, SCEPLOGNO(00203)
+                      "transaction %s: upstream %s: no CA certificates, "
+                      "nothing delivered: GetCACert: %s (NDES event %d)",
+                      k->transid, k->u->url, rep.error, k->event);
         return SCEP_UPSTREAM_NOT_DELIVERED;
     }
     *der = rep.body;
@@ -643,14 +636,12 @@ static apr_status_t exchange(call_t *k, scep_msgtype_e type,
         cipher = EVP_des_cbc();
     }
     else {
-        ap_log_rerror(
-            APLOG_MARK, APLOG_ERR, 0, r,
-            SCEPLOGNO(
-                00206) "transaction %s: upstream %s offers neither AES nor "
-                       "DES3 (with SCEPLegacyAlgorithms On); single DES "
-                       "needs SCEPAllowDES On; nothing delivered (NDES event "
-                       "%d)",
-            k->transid, k->u->url, k->event);
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(00206)
+                      "transaction %s: upstream %s offers neither AES nor "
+                      "DES3 (with SCEPLegacyAlgorithms On); single DES "
+                      "needs SCEPAllowDES On; nothing delivered (NDES event "
+                      "%d)",
+                      k->transid, k->u->url, k->event);
         return SCEP_UPSTREAM_NOT_DELIVERED;
     }
     md = (k->caps & (CAP_SHA256 | CAP_STANDARD)) ? EVP_sha256()
@@ -662,24 +653,20 @@ static apr_status_t exchange(call_t *k, scep_msgtype_e type,
     err = scep_msg_request(r->pool, type, k->transid, data, dlen, k->recipient,
                            cipher, &signer, md, nonce, &der, &len);
     if (err != SCEP_OK) {
-        ap_log_rerror(
-            APLOG_MARK, APLOG_ERR, 0, r,
-            SCEPLOGNO(
-                00207) "transaction %s: cannot build the %s for upstream %s: "
-                       "%s %s",
-            k->transid, what, k->u->url, scep_msg_strerror(err),
-            scep_msg_ossl_errors(r->pool));
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(00207)
+                      "transaction %s: cannot build the %s for upstream %s: "
+                      "%s %s",
+                      k->transid, what, k->u->url, scep_msg_strerror(err),
+                      scep_msg_ossl_errors(r->pool));
         return APR_EGENERAL;
     }
-    ap_log_rerror(
-        APLOG_MARK, APLOG_INFO, 0, r,
-        SCEPLOGNO(
-            00208) "transaction %s: %s to upstream %s (%s, %s, %s, encrypted "
-                   "to %s)",
-        k->transid, what, k->u->url, post ? "POST" : "GET",
-        OBJ_nid2sn(EVP_CIPHER_get_nid(cipher)),
-        OBJ_nid2sn(EVP_MD_get_type(md)),
-        scep_ra_subject(r->pool, k->recipient));
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, SCEPLOGNO(00208)
+                  "transaction %s: %s to upstream %s (%s, %s, %s, encrypted "
+                  "to %s)",
+                  k->transid, what, k->u->url, post ? "POST" : "GET",
+                  OBJ_nid2sn(EVP_CIPHER_get_nid(cipher)),
+                  OBJ_nid2sn(EVP_MD_get_type(md)),
+                  scep_ra_subject(r->pool, k->recipient));
     rv = post ? scep_http_exchange(r->pool, k->u->url,
                                    "operation=PKIOperation", der, len,
                                    "application/x-pki-message", &lim, &rep)
@@ -693,12 +680,10 @@ static apr_status_t exchange(call_t *k, scep_msgtype_e type,
     if (rv != APR_SUCCESS) {
         cache_forget(k->u);
         if (!rep.sent) {
-            ap_log_rerror(
-                APLOG_MARK, APLOG_ERR, rv, r,
-                SCEPLOGNO(
-                    00209) "transaction %s: %s not delivered: upstream %s: %s "
-                           "(NDES event %d)",
-                k->transid, what, k->u->url, rep.error, k->event);
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, SCEPLOGNO(00209)
+                          "transaction %s: %s not delivered: upstream %s: %s "
+                          "(NDES event %d)",
+                          k->transid, what, k->u->url, rep.error, k->event);
             return SCEP_UPSTREAM_NOT_DELIVERED;
         }
         ap_log_rerror(
@@ -711,14 +696,12 @@ static apr_status_t exchange(call_t *k, scep_msgtype_e type,
     if (rep.status != 200
         || strncasecmp(rep.content_type, "application/x-pki-message", 25)) {
         cache_forget(k->u);
-        ap_log_rerror(
-            APLOG_MARK, APLOG_ERR, 0, r,
-            SCEPLOGNO(
-                00211) "transaction %s: %s maybe delivered, not answered: "
-                       "upstream %s sent HTTP %d, Content-Type '%s', "
-                       "%" APR_SIZE_T_FMT " bytes (NDES event %d)",
-            k->transid, what, k->u->url, rep.status, rep.content_type, rep.len,
-            k->event);
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(00211)
+                      "transaction %s: %s maybe delivered, not answered: "
+                      "upstream %s sent HTTP %d, Content-Type '%s', "
+                      "%" APR_SIZE_T_FMT " bytes (NDES event %d)",
+                      k->transid, what, k->u->url, rep.status,
+                      rep.content_type, rep.len, k->event);
         return SCEP_UPSTREAM_MAYBE_DELIVERED;
     }
     err = scep_msg_parse(r->pool, rep.body, rep.len, &k->opts, &m);
@@ -736,28 +719,26 @@ static apr_status_t exchange(call_t *k, scep_msgtype_e type,
         || memcmp(m->recipient_nonce.data, nonce, sizeof(nonce))
         || !from_upstream || !trusted(k, m->signer, NULL)) {
         cache_forget(k->u);
-        ap_log_rerror(
-            APLOG_MARK, APLOG_ERR, 0, r,
-            SCEPLOGNO(
-                00212) "transaction %s: %s maybe delivered, the answer is "
-                       "not a CertRep from upstream %s for it: %s (NDES "
-                       "event %d)",
-            k->transid, what, k->u->url,
-            err != SCEP_OK               ? scep_msg_strerror(err)
-            : m->type != SCEP_MT_CERTREP ? "not a CertRep"
-            : !m->has_status             ? "no pkiStatus"
-            : m->recipient_nonce.len != sizeof(nonce)
-                    || memcmp(m->recipient_nonce.data, nonce, sizeof(nonce))
-                ? (m->transid.len == strlen(k->transid)
-                           && !memcmp(m->transid.data, k->transid,
-                                      m->transid.len)
-                       ? "recipientNonce is not our senderNonce"
-                       : "another transactionID")
-            : !from_upstream ? "signed by a certificate its "
-                               "GetCACert did not give"
-                             : "its signer does not chain to the "
-                               "upstream CA",
-            k->event);
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(00212)
+                      "transaction %s: %s maybe delivered, the answer is "
+                      "not a CertRep from upstream %s for it: %s (NDES "
+                      "event %d)",
+                      k->transid, what, k->u->url,
+                      err != SCEP_OK               ? scep_msg_strerror(err)
+                      : m->type != SCEP_MT_CERTREP ? "not a CertRep"
+                      : !m->has_status             ? "no pkiStatus"
+                      : m->recipient_nonce.len != sizeof(nonce)
+                      || memcmp(m->recipient_nonce.data, nonce, sizeof(nonce))
+                      ? (m->transid.len == strlen(k->transid)
+                      && !memcmp(m->transid.data, k->transid,
+                      m->transid.len)
+                      ? "recipientNonce is not our senderNonce"
+                      : "another transactionID")
+                      : !from_upstream ? "signed by a certificate its "
+                      "GetCACert did not give"
+                      : "its signer does not chain to the "
+                      "upstream CA",
+                      k->event);
         return SCEP_UPSTREAM_MAYBE_DELIVERED;
     }
     if (m->status == SCEP_STATUS_SUCCESS) {
@@ -771,17 +752,15 @@ static apr_status_t exchange(call_t *k, scep_msgtype_e type,
                                    &k->opts);
         }
         if (err != SCEP_OK) {
-            ap_log_rerror(
-                APLOG_MARK, APLOG_ERR, 0, r,
-                SCEPLOGNO(
-                    00213) "transaction %s: %s maybe delivered: the "
-                           "SUCCESS of upstream %s cannot be opened: %s%s %s "
-                           "(NDES event %d)",
-                k->transid, what, k->u->url, scep_msg_strerror(err),
-                err == SCEP_E_CIPHER && m->cipher_nid == NID_des_cbc
-                    ? " (single DES: SCEPAllowDES On accepts it)"
-                    : "",
-                scep_msg_ossl_errors(r->pool), k->event);
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(00213)
+                          "transaction %s: %s maybe delivered: the "
+                          "SUCCESS of upstream %s cannot be opened: %s%s %s "
+                          "(NDES event %d)",
+                          k->transid, what, k->u->url, scep_msg_strerror(err),
+                          err == SCEP_E_CIPHER && m->cipher_nid == NID_des_cbc
+                          ? " (single DES: SCEPAllowDES On accepts it)"
+                          : "",
+                          scep_msg_ossl_errors(r->pool), k->event);
             return SCEP_UPSTREAM_MAYBE_DELIVERED;
         }
     }
@@ -947,12 +926,10 @@ static void journal_note(call_t *k, const char *path, journal_t *j)
     apr_status_t rv = journal_write(k, path, j, 0);
 
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(
-            APLOG_MARK, APLOG_ERR, rv, k->r,
-            SCEPLOGNO(
-                00214) "transaction %s: cannot write its journal entry %s "
-                       "(state %s)",
-            k->transid, path, jstate_names[j->state]);
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, k->r, SCEPLOGNO(00214)
+                      "transaction %s: cannot write its journal entry %s "
+                      "(state %s)",
+                      k->transid, path, jstate_names[j->state]);
     }
 }
 
@@ -1076,17 +1053,15 @@ static apr_status_t relay(call_t *k, const char *path, journal_t *j,
         }
     }
     if (leaf == NULL || !trusted(k, leaf, m->certs)) {
-        ap_log_rerror(
-            APLOG_MARK, APLOG_ERR, 0, r,
-            SCEPLOGNO(
-                00216) "transaction %s: upstream %s answered SUCCESS with %s; "
-                       "the device gets nothing (NDES event %d)",
-            k->transid, k->u->url,
-            leaf ? "a certificate that does not chain "
-                   "to the upstream CA"
-                 : "no certificate for the requested "
-                   "key",
-            k->event);
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(00216)
+                      "transaction %s: upstream %s answered SUCCESS with %s; "
+                      "the device gets nothing (NDES event %d)",
+                      k->transid, k->u->url,
+                      leaf ? "a certificate that does not chain "
+                      "to the upstream CA"
+                      : "no certificate for the requested "
+                      "key",
+                      k->event);
         return SCEP_UPSTREAM_MAYBE_DELIVERED;
     }
     certs = sk_X509_new_null();
@@ -1152,13 +1127,11 @@ static apr_status_t poll_upstream(call_t *k, const char *path, journal_t *j,
         && j->csr && (n = i2d_X509_REQ(j->csr, &csr)) > 0) {
         unsigned char *der = apr_pmemdup(r->pool, csr, (apr_size_t)n);
         OPENSSL_free(csr);
-        ap_log_rerror(
-            APLOG_MARK, APLOG_INFO, 0, r,
-            SCEPLOGNO(
-                00218) "transaction %s: upstream %s knows no request for "
-                       "this CertPoll (badCertId); sending the PKCSReq again "
-                       "with the same transactionID (RFC 8894 5.2)",
-            k->transid, k->u->url);
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, SCEPLOGNO(00218)
+                      "transaction %s: upstream %s knows no request for "
+                      "this CertPoll (badCertId); sending the PKCSReq again "
+                      "with the same transactionID (RFC 8894 5.2)",
+                      k->transid, k->u->url);
         rv = exchange(k, SCEP_MT_PKCSREQ, der, (apr_size_t)n, &m);
         if (rv != APR_SUCCESS) {
             return SCEP_UPSTREAM_MAYBE_DELIVERED;
@@ -1167,16 +1140,15 @@ static apr_status_t poll_upstream(call_t *k, const char *path, journal_t *j,
     else if (m->status == SCEP_STATUS_FAILURE && j->state == J_SENT) {
         /* It never answered the PKCSReq: a refused poll may only mean it
          * does not do polls.  Keep the transaction; an operator decides. */
-        ap_log_rerror(
-            APLOG_MARK, APLOG_WARNING, 0, r,
-            SCEPLOGNO(
-                00219) "transaction %s: upstream %s answered the CertPoll "
-                       "with FAILURE %s and never answered the PKCSReq sent "
-                       "%s: it may have it; not sending it again (journal "
-                       "%s) (NDES event %d)",
-            k->transid, k->u->url, scep_failinfo_name(m->failinfo),
-            ap_ht_time(r->pool, j->since, "%Y-%m-%d %H:%M:%S GMT", 1), path,
-            k->event);
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, SCEPLOGNO(00219)
+                      "transaction %s: upstream %s answered the CertPoll "
+                      "with FAILURE %s and never answered the PKCSReq sent "
+                      "%s: it may have it; not sending it again (journal "
+                      "%s) (NDES event %d)",
+                      k->transid, k->u->url, scep_failinfo_name(m->failinfo),
+                      ap_ht_time(r->pool, j->since, "%Y-%m-%d %H:%M:%S GMT",
+                                 1),
+                      path, k->event);
         return SCEP_UPSTREAM_MAYBE_DELIVERED;
     }
     return relay(k, path, j, m, res);
@@ -1198,12 +1170,10 @@ static apr_status_t call_init(call_t *k, void *instance, request_rec *r,
     k->event = event;
     if (k->u == NULL || k->c == NULL || k->c->ca == NULL
         || !scep_conf_ra(k->c, &k->ra) || !k->ra.sign_key) {
-        ap_log_rerror(
-            APLOG_MARK, APLOG_ERR, 0, r,
-            SCEPLOGNO(
-                00220) "transaction %s: provider scep needs the RA's signing "
-                       "key and certificate at %s (NDES event %d)",
-            transid, r->uri, event);
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(00220)
+                      "transaction %s: provider scep needs the RA's signing "
+                      "key and certificate at %s (NDES event %d)",
+                      transid, r->uri, event);
         return APR_EINVAL;
     }
     /* Replies as this location accepts requests: single DES only behind
@@ -1248,24 +1218,21 @@ static apr_status_t scep_submit(void *instance, request_rec *r,
     }
     for (tries = 0;; tries++) {
         if (j.state == J_ISSUED) {
-            ap_log_rerror(
-                APLOG_MARK, APLOG_INFO, 0, r,
-                SCEPLOGNO(
-                    00221) "transaction %s: issued upstream before; sending "
-                           "the same certificate",
-                k.transid);
+            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, SCEPLOGNO(00221)
+                          "transaction %s: issued upstream before; sending "
+                          "the same certificate",
+                          k.transid);
             result_issued(r->pool, res, j.certs);
             return APR_SUCCESS;
         }
         if (j.state != J_NONE) {
-            ap_log_rerror(
-                APLOG_MARK, APLOG_INFO, 0, r,
-                SCEPLOGNO(
-                    00222) "transaction %s: upstream %s has it, or may have "
-                           "it (%s since %s): asking it with CertPoll, not "
-                           "sending the request again",
-                k.transid, k.u->url, jstate_names[j.state],
-                ap_ht_time(r->pool, j.since, "%Y-%m-%d %H:%M:%S GMT", 1));
+            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, SCEPLOGNO(00222)
+                          "transaction %s: upstream %s has it, or may have "
+                          "it (%s since %s): asking it with CertPoll, not "
+                          "sending the request again",
+                          k.transid, k.u->url, jstate_names[j.state],
+                          ap_ht_time(r->pool, j.since,
+                                     "%Y-%m-%d %H:%M:%S GMT", 1));
             j.csr = j.csr ? j.csr : csr;
             return poll_upstream(&k, path, &j, X509_REQ_get_subject_name(csr),
                                  res);
@@ -1286,13 +1253,11 @@ static apr_status_t scep_submit(void *instance, request_rec *r,
             break;
         }
         if (!APR_STATUS_IS_EEXIST(rv) || tries == 3) {
-            ap_log_rerror(
-                APLOG_MARK, APLOG_ERR, rv, r,
-                SCEPLOGNO(
-                    00223) "transaction %s: cannot write the journal entry "
-                           "%s, so nothing is sent upstream (provider scep's "
-                           "journal directory) (NDES event 31)",
-                k.transid, path);
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, SCEPLOGNO(00223)
+                          "transaction %s: cannot write the journal entry "
+                          "%s, so nothing is sent upstream (provider scep's "
+                          "journal directory) (NDES event 31)",
+                          k.transid, path);
             return rv;
         }
         journal_read(&k, path, &j);
